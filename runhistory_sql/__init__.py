@@ -1,0 +1,41 @@
+"""runhistory-sql: a persistent, SQL-backed RunHistory for pytorch-accelerated.
+
+Importing the package is cheap: the trainer-facing classes (which import torch) load on first use.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    DatabaseURLError,
+    RunExistsError,
+    RunHistorySQLError,
+    RunInUseError,
+    RunNotFoundError,
+    SchemaVersionError,
+    WriteError,
+)
+
+if TYPE_CHECKING:
+    from .history import SQLRunHistory
+
+__all__ = [
+    "SQLRunHistory",
+    "RunHistorySQLError",
+    "DatabaseURLError",
+    "SchemaVersionError",
+    "RunNotFoundError",
+    "RunExistsError",
+    "RunInUseError",
+    "WriteError",
+]
+
+_LAZY = {"SQLRunHistory": "history"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Turning a URL into a configured SQLAlchemy engine.
+
+One way to configure: an explicit URL (or ``Engine``) beats ``$RUNHISTORY_SQL_URL``, which beats
+the default ``sqlite:///runhistory.db`` in the working directory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from .errors import DatabaseURLError
+
+ENV_VAR = "RUNHISTORY_SQL_URL"
+DEFAULT_URL = "sqlite:///runhistory.db"
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def resolve_url(url: str | URL | None = None) -> str:
+    """Return the URL to use: ``url`` if given, else ``$RUNHISTORY_SQL_URL``, else the default.
+
+    :param url: an explicit URL, or ``None``
+    :return: the URL as a string
+    """
+    if url is not None:
+        return url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def mask(url: str | URL) -> str:
+    """Return ``url`` with its password replaced by ``***``, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def _parse(url: str) -> URL:
+    if not isinstance(url, str) or not url.strip():
+        raise DatabaseURLError(
+            f"Database URL {url!r} is not a URL. Use e.g. sqlite:///runs.db or "
+            "postgresql+psycopg://user@host/dbname."
+        )
+    try:
+        return make_url(url)
+    except ArgumentError as e:
+        raise DatabaseURLError(
+            f"Could not parse database URL {url!r}. Use e.g. sqlite:///runs.db or "
+            "postgresql+psycopg://user@host/dbname."
+        ) from e
+
+
+def _check_sqlite_path(parsed: URL, shown: str) -> None:
+    database = parsed.database
+    if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
+        raise DatabaseURLError(
+            f"Database URL {shown} is an in-memory SQLite database, which vanishes with the "
+            "process. Give a file, e.g. sqlite:///runs.db, or use InMemoryRunHistory."
+        )
+    if database.startswith("file:"):
+        return
+    directory = Path(database).expanduser().resolve().parent
+    if not directory.is_dir():
+        raise DatabaseURLError(
+            f"The directory {directory} of database URL {shown} does not exist. "
+            f"Create it first (mkdir -p {directory}) or choose another path."
+        )
+
+
+def _sqlite_connect_listener(dbapi_connection: Any, _record: Any) -> None:
+    # Take transactions into our own hands (the "begin" listener below), so that DDL is
+    # transactional and writers can take the lock up front with BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
+def _sqlite_begin_listener(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (resolved as :func:`resolve_url` says), checked and tuned.
+
+    SQLite gets WAL journaling, ``synchronous=NORMAL``, a busy timeout and foreign keys.
+
+    :param url: the database URL, or ``None`` for the environment variable or default
+    :param kwargs: passed on to :func:`sqlalchemy.create_engine`
+    :return: a new engine; the caller disposes of it
+    :raises DatabaseURLError: when the URL cannot be used, with the fix in the message
+    """
+    text = resolve_url(url)
+    parsed = _parse(text)
+    shown = mask(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_path(parsed, shown)
+        kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
+        kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except NoSuchModuleError as e:
+        raise DatabaseURLError(
+            f"Unknown database dialect {parsed.drivername!r} in URL {shown}. "
+            "Use sqlite:///path.db or postgresql+psycopg://user@host/dbname."
+        ) from e
+    except ModuleNotFoundError as e:
+        raise DatabaseURLError(
+            f"The driver for {shown} is not installed ({e.name}). "
+            "For PostgreSQL run: pip install 'runhistory-sql[postgres]'"
+        ) from e
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect_listener)
+        event.listen(engine, "begin", _sqlite_begin_listener)
+    return engine
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """Return a view of ``engine`` whose transactions take the write lock at BEGIN (SQLite).
+
+    A deferred SQLite transaction that reads and then writes can fail with "database is locked"
+    without waiting; ``BEGIN IMMEDIATE`` waits for the lock under the busy timeout instead.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine

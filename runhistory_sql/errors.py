@@ -1,0 +1,33 @@
+"""The small family of errors raised by runhistory-sql.
+
+Each message names the thing that is wrong and the fix.
+"""
+from __future__ import annotations
+
+
+class RunHistorySQLError(Exception):
+    """Base class of every error runhistory-sql raises on purpose."""
+
+
+class DatabaseURLError(RunHistorySQLError, ValueError):
+    """The database URL cannot be used: malformed, unknown dialect, missing driver or directory."""
+
+
+class SchemaVersionError(RunHistorySQLError):
+    """The database schema is at another revision than this version of runhistory-sql needs."""
+
+
+class RunNotFoundError(RunHistorySQLError, LookupError):
+    """No run of that name (or id) exists in the experiment."""
+
+
+class RunExistsError(RunHistorySQLError):
+    """A run of that name already exists and ``resume="never"`` was asked for."""
+
+
+class RunInUseError(RunHistorySQLError):
+    """The run is held by another live process."""
+
+
+class WriteError(RunHistorySQLError):
+    """Points could not be committed to the database."""

@@ -1,0 +1,287 @@
+"""``SQLRunHistory``: pytorch-accelerated's ``RunHistory``, persisted to SQL.
+
+Every process keeps an in-memory mirror of the current stage that answers all reads, exactly as
+``InMemoryRunHistory`` would. World-process-zero also queues every change for the background
+:class:`~runhistory_sql.writer.Writer`; no other rank ever writes.
+"""
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import logging
+import weakref
+from typing import Any, Iterable
+
+from pytorch_accelerated.tracking import RunHistory
+from sqlalchemy import Engine
+
+from . import writer as w
+from .clock import now_ms
+from .engine import make_engine, mask
+from .migrate import ensure_schema
+from .rank import world_process_index
+from .runs import RESUME_MODES, RunState, open_run
+from .values import encode
+
+log = logging.getLogger("runhistory_sql")
+_open: "weakref.WeakSet[SQLRunHistory]" = weakref.WeakSet()
+_tokens = itertools.count(1)
+#: How long ``_increment_epoch`` waits for the epoch's points to be committed.
+EPOCH_COMMIT_TIMEOUT_S = 60.0
+
+
+class SQLRunHistory(RunHistory):
+    """A ``RunHistory`` that keeps every metric in a SQL database.
+
+    Example::
+
+        from pytorch_accelerated import Trainer
+        from runhistory_sql import SQLRunHistory
+
+        history = SQLRunHistory("sqlite:///runs.db", experiment="mnist", run_name="baseline")
+        trainer = Trainer(model, loss_func, optimizer, run_history=history)
+        trainer.train(train_dataset=train_ds, eval_dataset=eval_ds, num_epochs=3)
+        history.close()
+
+    :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
+        in the working directory
+    :param experiment: the experiment the run belongs to; run names are unique within it
+    :param run_name: the run's name; a unique one is generated when ``None``
+    :param resume: ``"never"``: a new run (an existing name is an error); ``"allow"``: continue
+        the run of that name if it exists, else create it; ``"must"``: continue it, which must exist
+    :param tags: a JSON-serialisable dict stored with a new run
+    :param auto_upgrade: upgrade a database at an older schema revision instead of raising
+    :param flush_interval: the longest time, in seconds, a point waits before it is committed
+    :raises RunHistorySQLError: (subclasses) for an unusable URL, schema, or run name
+    """
+
+    def __init__(
+        self, url: str | None = None, *, experiment: str = "default", run_name: str | None = None,
+        resume: str = "never", tags: dict[str, Any] | None = None, auto_upgrade: bool = False,
+        flush_interval: float = 1.0,
+    ) -> None:
+        _check_arguments(experiment, run_name, resume, tags, flush_interval)
+        self._engine: Engine = make_engine(url)
+        try:
+            ensure_schema(self._engine, auto_upgrade=auto_upgrade)
+            self._is_writer = world_process_index() == 0
+            state = open_run(self._engine, experiment, run_name, resume, tags or {}, writer=self._is_writer)
+        except BaseException:
+            self._engine.dispose()
+            raise
+        self._adopt(state)
+        self._writer: w.Writer | None = None
+        if self._is_writer and state.run_id is not None:
+            tokens = {self._tokens[name]: series_id for name, (series_id, _, _) in state.series.items()}
+            self._writer = w.Writer(
+                self._engine, state.run_id, stage=(state.stage, state.stage_id or 0),
+                rewinds=state.rewinds, series_ids=tokens, interval=flush_interval,
+            )
+            if state.resumed:
+                self.log_event("resumed", from_epoch=state.epoch, stage=state.stage)
+        self._closed = False
+        _open.add(self)
+
+    def _adopt(self, state: RunState) -> None:
+        self.run_id, self.run_name, self.experiment = state.run_id, state.name, state.experiment
+        self._prefix = ""
+        self._epoch = state.epoch
+        self._stage_used = state.stage_used
+        self._values = {name: values for name, (_, values, _) in state.series.items()}
+        self._marks = {name: marks for name, (_, _, marks) in state.series.items()}
+        self._tokens = {name: next(_tokens) for name in state.series}
+
+    # -- reads: always from the mirror ------------------------------------------------
+
+    def get_metric_names(self) -> set[str]:
+        return set(self._values)
+
+    def get_metric_values(self, metric_name: str) -> list[Any]:
+        return list(self._values.get(metric_name, ()))
+
+    def get_latest_metric(self, metric_name: str) -> Any:
+        values = self._values.get(metric_name)
+        if not values:
+            raise ValueError(f"No values have been recorded for the metric {metric_name}")
+        return values[-1]
+
+    @property
+    def metric_name_prefix(self) -> str:
+        return self._prefix
+
+    @property
+    def current_epoch(self) -> int:
+        return self._epoch
+
+    # -- writes: the mirror first, then the queue (world-process-zero only) -------------
+
+    def set_metric_name_prefix(self, prefix: str = "") -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"The metric name prefix must be a str, not {type(prefix).__qualname__}.")
+        self._prefix = prefix
+
+    def update_metric(self, metric_name: str, metric_value: Any) -> None:
+        if type(metric_name) is not str:
+            raise TypeError(
+                f"A metric name must be a str, not {type(metric_name).__qualname__} ({metric_name!r})."
+            )
+        name = self._prefix + metric_name
+        value, special, value_json = encode(metric_value, name)
+        values = self._values.get(name)
+        if values is None:
+            values = self._start_series(name)
+        seq, marks = len(values), self._marks[name]
+        if not marks or marks[-1][0] != self._epoch:
+            marks.append((self._epoch, seq))
+        values.append(metric_value)
+        self._stage_used = True
+        if self._writer is not None:
+            self._writer.put((w.POINT, self._tokens[name], seq, self._epoch, value, special, value_json, now_ms()))
+
+    def _start_series(self, name: str) -> list[Any]:
+        self._values[name] = values = []
+        self._marks.setdefault(name, [])
+        if name not in self._tokens:
+            self._tokens[name] = token = next(_tokens)
+            self._put((w.SERIES, token, name))
+        return values
+
+    def delete_metric(self, metric_name: str) -> None:
+        if metric_name not in self._values:
+            raise KeyError(metric_name)
+        del self._values[metric_name], self._marks[metric_name]
+        self._put((w.DELETE, self._tokens.pop(metric_name)))
+
+    def reset(self) -> None:
+        """Start a new stage of the run: the mirror is cleared, the epoch is 1 again.
+
+        Nothing stored is removed. A stage with no metrics and no config yet is reused rather
+        than leaving an empty stage behind (the trainer resets at the start of every run).
+        """
+        self._put((w.STAGE, self._stage_used))
+        self._epoch, self._stage_used = 1, False
+        self._values, self._marks, self._tokens = {}, {}, {}
+
+    def _increment_epoch(self) -> None:
+        """Move to the next epoch; on world-process-zero, return once the epoch is committed."""
+        self._epoch += 1
+        if self._writer is not None:
+            self._writer.put((w.EPOCH, self._epoch))
+            if not self._writer.flush(EPOCH_COMMIT_TIMEOUT_S):
+                log.warning(
+                    "runhistory-sql: epoch %d is not committed yet (%s); training goes on and "
+                    "the points stay queued.", self._epoch - 1, self._writer.last_error,
+                )
+
+    def _set_epoch(self, epoch: int) -> None:
+        """Set the epoch, as the trainer does when resuming from a checkpoint.
+
+        Points of the current stage recorded at ``epoch`` or later are superseded: dropped from
+        the mirror and from ``v_metrics``, kept in the table (the trainer re-runs that epoch).
+        """
+        if type(epoch) is not int or epoch < 1:
+            raise ValueError(f"The epoch must be an int of at least 1, not {epoch!r}.")
+        for name in list(self._values):
+            self._truncate(name, epoch)
+        self._epoch = epoch
+        self._put((w.REWIND, epoch, now_ms()))
+
+    def _truncate(self, name: str, epoch: int) -> None:
+        marks = self._marks[name]
+        keep = next((i for i, (e, _) in enumerate(marks) if e >= epoch), len(marks))
+        if keep == len(marks):
+            return
+        del self._values[name][marks[keep][1]:]
+        del marks[keep:]
+        if not self._values[name]:
+            del self._values[name]
+
+    # -- the run ------------------------------------------------------------------------
+
+    def log_event(self, kind: str, **payload: Any) -> None:
+        """Record an event of the run (a learning-rate change, a checkpoint) at the current epoch.
+
+        :param kind: what happened, e.g. ``"checkpoint"``
+        :param payload: JSON-serialisable details
+        """
+        if not isinstance(kind, str) or not kind:
+            raise TypeError(f"An event kind must be a non-empty str, not {kind!r}.")
+        try:
+            body = json.dumps(payload, ensure_ascii=False, default=str)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"The payload of event {kind!r} cannot be stored as JSON: {e}") from e
+        self._put((w.EVENT, kind, self._epoch, now_ms(), body))
+
+    def _put(self, op: tuple[Any, ...]) -> None:
+        if self._writer is not None:
+            self._writer.put(op)
+
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process writes to the database (world-process-zero)."""
+        return self._writer is not None
+
+    @property
+    def write_transactions(self) -> int:
+        """How many write transactions this process has committed (0 on other ranks)."""
+        return self._writer.transactions if self._writer is not None else 0
+
+    @property
+    def url(self) -> str:
+        """The database URL, with any password masked."""
+        return mask(self._engine.url)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Commit everything recorded so far; return whether it happened within ``timeout``."""
+        return self._writer.flush(timeout) if self._writer is not None else True
+
+    def close(self, status: str = "finished") -> None:
+        """Commit everything pending, mark the run ``status`` and release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        _open.discard(self)
+        try:
+            if self._writer is not None:
+                self._writer.close(status)
+        finally:
+            self._engine.dispose()
+
+    def __enter__(self) -> "SQLRunHistory":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close("finished" if exc_type is None else "failed")
+
+    def __repr__(self) -> str:
+        return f"SQLRunHistory({self.url!r}, experiment={self.experiment!r}, run_name={self.run_name!r})"
+
+
+def _check_arguments(
+    experiment: Any, run_name: Any, resume: Any, tags: Any, flush_interval: Any,
+) -> None:
+    if not isinstance(experiment, str) or not experiment:
+        raise TypeError(f"experiment must be a non-empty str, not {experiment!r}.")
+    if run_name is not None and (not isinstance(run_name, str) or not run_name):
+        raise TypeError(f"run_name must be a non-empty str or None, not {run_name!r}.")
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be one of {', '.join(map(repr, RESUME_MODES))}, not {resume!r}.")
+    if tags is not None:
+        if not isinstance(tags, dict):
+            raise TypeError(f"tags must be a dict, not {type(tags).__qualname__}.")
+        try:
+            json.dumps(tags)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"tags must be JSON-serialisable: {e}") from e
+    if not isinstance(flush_interval, (int, float)) or not 0 < flush_interval <= 60:
+        raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
+
+
+@atexit.register
+def _close_all() -> None:
+    for history in list(_open):
+        try:
+            history.close()
+        except Exception as e:  # noqa: BLE001 - at exit, report and go on with the others
+            log.error("runhistory-sql: could not close %r: %s", history, e)

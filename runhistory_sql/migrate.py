@@ -1,0 +1,151 @@
+"""Creating and upgrading the schema with the Alembic migrations shipped in the package.
+
+Commands are plain functions taking an engine, so the CLI and the library cannot drift.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+from .engine import mask, writer_engine
+from .errors import SchemaVersionError
+from .schema import metadata
+
+# Any 64-bit number that is ours alone: the PostgreSQL advisory lock serialising migrations.
+_PG_LOCK_KEY = 0x52485351_4C4D4947  # "RHSQLMIG"
+
+
+def migrations_dir() -> Path:
+    """Return the folder of the Alembic migrations (``runhistory_sql.migrations``)."""
+    from . import migrations
+
+    return Path(migrations.__file__).parent
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """Return the revision this version of runhistory-sql needs."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the database's revision, or ``None`` when it has none (empty database)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def _locked(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the database-wide migration lock."""
+    with writer_engine(engine).begin() as conn:  # SQLite: BEGIN IMMEDIATE takes the write lock
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        yield conn
+
+
+def _status(revision: str | None, conn: Connection) -> str:
+    """Classify ``revision`` as "head", "empty", "older", "foreign" or "newer"."""
+    head = head_revision()
+    if revision == head:
+        return "head"
+    if revision is None:
+        tables = set(inspect(conn).get_table_names())
+        return "foreign" if tables & set(metadata.tables) else "empty"
+    script = ScriptDirectory.from_config(_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    return "older" if revision in known else "newer"
+
+
+def _upgrade_message(engine: Engine, revision: str | None) -> str:
+    url = mask(engine.url)
+    return (
+        f"Database {url} is at revision {revision} but this version of runhistory-sql needs "
+        f"{head_revision()}. Back it up, then run: runhistory-sql db upgrade {url}"
+    )
+
+
+def ensure_schema(engine: Engine, *, auto_upgrade: bool = False) -> None:
+    """Make sure the database is at the head revision, creating an empty one.
+
+    Safe against several processes starting at once: creation happens under a database-wide
+    lock (SQLite's write lock, a PostgreSQL advisory lock) and is re-checked once it is held.
+
+    :param engine: the database
+    :param auto_upgrade: upgrade an older schema instead of raising
+    :raises SchemaVersionError: the schema is older (and ``auto_upgrade`` is off), newer than
+        this version knows, or the database holds tables that are not runhistory-sql's
+    """
+    if current_revision(engine) == head_revision():
+        return
+    with _locked(engine) as conn:
+        revision = MigrationContext.configure(conn).get_current_revision()
+        status = _status(revision, conn)
+        if status == "head":
+            return
+        if status == "newer":
+            raise SchemaVersionError(
+                f"Database {mask(engine.url)} is at revision {revision}, which is newer than this "
+                f"version of runhistory-sql knows (head {head_revision()}). "
+                "Upgrade the package: pip install -U runhistory-sql"
+            )
+        if status == "foreign":
+            raise SchemaVersionError(
+                f"Database {mask(engine.url)} has tables named like runhistory-sql's but no "
+                "revision stamp; it was not made by runhistory-sql. Use another database."
+            )
+        if status == "older" and not auto_upgrade:
+            raise SchemaVersionError(_upgrade_message(engine, revision))
+        command.upgrade(_config(conn), "head")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the database to ``revision`` under the migration lock.
+
+    :return: the revisions before and after
+    """
+    with _locked(engine) as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        if _status(before, conn) == "newer":
+            raise SchemaVersionError(
+                f"Database {mask(engine.url)} is at revision {before}, newer than this version "
+                "of runhistory-sql knows. Upgrade the package: pip install -U runhistory-sql"
+            )
+        command.upgrade(_config(conn), revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    return before, after
+
+
+def drift(engine: Engine) -> list[object]:
+    """Return the differences between the tables in the database and the models (empty: none)."""
+    with engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+def check(engine: Engine) -> list[str]:
+    """Return the problems found with the database's schema; an empty list means all is well."""
+    revision = current_revision(engine)
+    if revision != head_revision():
+        with engine.connect() as conn:
+            status = _status(revision, conn)
+        if status == "older":
+            return [_upgrade_message(engine, revision)]
+        if status != "head":
+            return [f"Database {mask(engine.url)} is {status} (revision {revision})."]
+    return [f"Schema differs from the models: {diff}" for diff in drift(engine)]

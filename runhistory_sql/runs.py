@@ -1,0 +1,194 @@
+"""Finding, creating and claiming runs, and loading a run's current stage into a mirror."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .clock import STALE_AFTER_S, now_ms
+from .engine import writer_engine
+from .errors import RunExistsError, RunInUseError, RunNotFoundError
+from .schema import configs, experiments, metrics, points, runs, series, stages
+from .values import decode
+
+RESUME_MODES = ("never", "allow", "must")
+
+
+@dataclass
+class RunState:
+    """What a process knows of its run: identity, position, and the current stage's history."""
+
+    run_id: int | None
+    name: str
+    experiment: str
+    stage: int = 1
+    stage_id: int | None = None
+    epoch: int = 1
+    rewinds: int = 0
+    stage_used: bool = False
+    resumed: bool = False
+    #: metric name -> (series id, values, epoch marks [(epoch, first index)])
+    series: dict[str, tuple[int, list[Any], list[tuple[int, int]]]] = field(default_factory=dict)
+
+
+def generate_run_name() -> str:
+    """Return a fresh, sortable run name such as ``run-20261130-021503-3fa2c1``."""
+    return f"run-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+def _find(conn: Connection, experiment: str, name: str) -> Any:
+    query = (
+        select(runs)
+        .join(experiments, experiments.c.id == runs.c.experiment_id)
+        .where(experiments.c.name == experiment, runs.c.name == name)
+    )
+    return conn.execute(query).first()
+
+
+def _experiment_id(conn: Connection, experiment: str) -> int:
+    found = conn.execute(select(experiments.c.id).where(experiments.c.name == experiment)).scalar()
+    if found is not None:
+        return int(found)
+    result = conn.execute(insert(experiments).values(name=experiment, created_at=now_ms()))
+    return int(result.inserted_primary_key[0])
+
+
+def _create(conn: Connection, experiment: str, name: str, tags: dict[str, Any]) -> RunState:
+    now = now_ms()
+    run = conn.execute(
+        insert(runs).values(
+            uuid=str(uuid.uuid4()), experiment_id=_experiment_id(conn, experiment), name=name,
+            status="running", created_at=now, heartbeat_at=now, current_stage=1,
+            current_epoch=1, host=socket.gethostname(), pid=os.getpid(),
+            tags=json.dumps(tags, ensure_ascii=False),
+        )
+    )
+    run_id = int(run.inserted_primary_key[0])
+    stage = conn.execute(insert(stages).values(run_id=run_id, idx=1, started_at=now))
+    return RunState(run_id, name, experiment, stage_id=int(stage.inserted_primary_key[0]))
+
+
+def _holder_alive(row: Any) -> bool:
+    """Whether the process recorded as holding ``row`` may still be alive."""
+    if row.status != "running":
+        return False
+    if row.host == socket.gethostname():
+        if row.pid == os.getpid():
+            return False
+        try:
+            os.kill(row.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return (row.heartbeat_at or row.created_at) >= now_ms() - STALE_AFTER_S * 1000
+
+
+def _claim(conn: Connection, row: Any) -> None:
+    if _holder_alive(row):
+        raise RunInUseError(
+            f"Run {row.name!r} is held by live process {row.pid} on {row.host}. Wait for it to "
+            "end, or start a new run with another run_name."
+        )
+    conn.execute(
+        update(runs).where(runs.c.id == row.id).values(
+            status="running", ended_at=None, heartbeat_at=now_ms(), host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+    )
+
+
+def open_run(
+    engine: Engine, experiment: str, name: str | None, resume: str, tags: dict[str, Any],
+    *, writer: bool,
+) -> RunState:
+    """Find or create the run, as ``resume`` says, and load its current stage.
+
+    A process that is not the writer only reads: it never creates or claims a run.
+
+    :raises RunExistsError: ``resume="never"`` and the name is taken
+    :raises RunNotFoundError: ``resume="must"`` and there is no such run
+    :raises RunInUseError: the run is held by another live process
+    """
+    explicit = name is not None
+    name = name if explicit else generate_run_name()
+    if not writer:
+        with engine.connect() as conn:
+            row = _find(conn, experiment, name)
+            if row is None and resume == "must":
+                raise _not_found(experiment, name)
+            return _load(conn, row) if row is not None and resume != "never" else RunState(None, name, experiment)
+    for _attempt in range(2):
+        try:
+            with writer_engine(engine).begin() as conn:
+                row = _find(conn, experiment, name)
+                if row is None:
+                    if resume == "must":
+                        raise _not_found(experiment, name)
+                    return _create(conn, experiment, name, tags)
+                if resume == "never":
+                    raise RunExistsError(
+                        f"Run {name!r} already exists in experiment {experiment!r}. To continue "
+                        "it pass resume='allow' (or 'must'); to start a new run pick another run_name."
+                    )
+                _claim(conn, row)
+                state = _load(conn, row)
+                state.resumed = True
+                return state
+        except IntegrityError:
+            continue  # another process created the same name between our look and our insert
+    raise RunExistsError(f"Run {name!r} in experiment {experiment!r} was created concurrently.")
+
+
+def _not_found(experiment: str, name: str) -> RunNotFoundError:
+    return RunNotFoundError(
+        f"There is no run {name!r} in experiment {experiment!r} to continue. Check the name "
+        "(runhistory-sql runs lists them) or pass resume='allow' to create it."
+    )
+
+
+def _load(conn: Connection, row: Any) -> RunState:
+    """Load the run's current stage: its position and effective metric history."""
+    stage_id = conn.execute(
+        select(stages.c.id).where(stages.c.run_id == row.id, stages.c.idx == row.current_stage)
+    ).scalar_one()
+    experiment = conn.execute(
+        select(experiments.c.name).where(experiments.c.id == row.experiment_id)
+    ).scalar_one()
+    state = RunState(
+        row.id, row.name, experiment, stage=row.current_stage, stage_id=stage_id,
+        epoch=row.current_epoch, rewinds=row.rewinds,
+    )
+    query = (
+        select(series.c.id, metrics.c.name, points.c.epoch, points.c.value, points.c.special,
+               points.c.value_json)
+        .join(metrics, metrics.c.id == series.c.metric_id)
+        .join(points, and_(points.c.series_id == series.c.id, points.c.rev == 0))
+        .where(series.c.stage_id == stage_id, series.c.deleted.is_(False))
+        .order_by(series.c.id, points.c.seq)
+    )
+    for series_id, metric, epoch, value, special, value_json in conn.execute(query):
+        entry = state.series.get(metric)
+        if entry is None:
+            entry = state.series[metric] = (series_id, [], [])
+        _, values, marks = entry
+        if not marks or marks[-1][0] != epoch:
+            marks.append((epoch, len(values)))
+        values.append(decode(value, special, value_json))
+    state.stage_used = bool(state.series) or _stage_has_content(conn, stage_id)
+    return state
+
+
+def _stage_has_content(conn: Connection, stage_id: int) -> bool:
+    has_series = conn.execute(select(series.c.id).where(series.c.stage_id == stage_id).limit(1))
+    has_config = conn.execute(select(configs.c.id).where(configs.c.stage_id == stage_id).limit(1))
+    return has_series.first() is not None or has_config.first() is not None
