@@ -6,12 +6,20 @@ migrations run inside the caller's locked transaction.
 """
 from __future__ import annotations
 
+from logging.config import fileConfig
+
 from alembic import context
 
 from runhistory_sql.engine import make_engine, resolve_url
+from runhistory_sql.migrate import migration_lock
 from runhistory_sql.schema import metadata
 
 target_metadata = metadata
+
+# Run as `alembic ...` from the repo root: log as alembic.ini says ("Running upgrade ...").
+# Library calls have no ini file and keep the caller's logging alone.
+if context.config.config_file_name is not None and "connection" not in context.config.attributes:
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 
 def _configure(**kwargs: object) -> None:
@@ -35,7 +43,8 @@ def run_migrations_online() -> None:
     url = context.get_x_argument(as_dictionary=True).get("url") or resolve_url(None)
     engine = make_engine(url)
     try:
-        with engine.begin() as connection:
+        # the same lock as the library's ensure_schema/upgrade, so the two never interleave
+        with migration_lock(engine) as connection:
             _configure(connection=connection, render_as_batch=engine.dialect.name == "sqlite")
             with context.begin_transaction():
                 context.run_migrations()

@@ -31,12 +31,21 @@ def resolve_url(url: str | URL | None = None) -> str:
     return os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
+#: Query parameters that carry a secret (libpq and psycopg accept ``?password=...``).
+_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})
+
+
 def mask(url: str | URL) -> str:
-    """Return ``url`` with its password replaced by ``***``, for messages and logs."""
+    """Return ``url`` with its password (also one given as a query parameter) replaced by
+    ``***``, for messages and logs."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "<unparseable URL>"
+    hidden = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
+    return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
 def _parse(url: str) -> URL:

@@ -52,8 +52,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 @contextmanager
-def _locked(engine: Engine) -> Iterator[Connection]:
-    """A transaction holding the database-wide migration lock."""
+def migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the database-wide migration lock (also taken by `alembic upgrade`)."""
     with writer_engine(engine).begin() as conn:  # SQLite: BEGIN IMMEDIATE takes the write lock
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
@@ -61,16 +61,44 @@ def _locked(engine: Engine) -> Iterator[Connection]:
 
 
 def _status(revision: str | None, conn: Connection) -> str:
-    """Classify ``revision`` as "head", "empty", "older", "foreign" or "newer"."""
+    """Classify ``revision`` as "head", "empty", "older", "foreign" or "newer".
+
+    "foreign": tables named like ours without a revision stamp, or the revision stamp of some
+    other Alembic project in a database holding none of our tables.
+    """
     head = head_revision()
     if revision == head:
         return "head"
+    if revision is not None:
+        script = ScriptDirectory.from_config(_config())
+        if revision in {rev.revision for rev in script.walk_revisions()}:
+            return "older"
+    ours = set(inspect(conn).get_table_names()) & set(metadata.tables)
     if revision is None:
-        tables = set(inspect(conn).get_table_names())
-        return "foreign" if tables & set(metadata.tables) else "empty"
-    script = ScriptDirectory.from_config(_config())
-    known = {rev.revision for rev in script.walk_revisions()}
-    return "older" if revision in known else "newer"
+        return "foreign" if ours else "empty"
+    return "newer" if ours else "foreign"
+
+
+def _refusal(engine: Engine, status: str, revision: str | None) -> str | None:
+    """The message refusing to touch a database of ``status``; ``None`` when it may be migrated."""
+    url = mask(engine.url)
+    if status == "newer":
+        return (
+            f"Database {url} is at revision {revision}, which is newer than this version of "
+            f"runhistory-sql knows (head {head_revision()}). "
+            "Upgrade the package: pip install -U runhistory-sql"
+        )
+    if status == "foreign" and revision is None:
+        return (
+            f"Database {url} has tables named like runhistory-sql's but no revision stamp; "
+            "it was not made by runhistory-sql. Use another database."
+        )
+    if status == "foreign":
+        return (
+            f"Database {url} is at revision {revision} of another application (it holds none of "
+            "runhistory-sql's tables). Use another database."
+        )
+    return None
 
 
 def _upgrade_message(engine: Engine, revision: str | None) -> str:
@@ -94,22 +122,14 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool = False) -> None:
     """
     if current_revision(engine) == head_revision():
         return
-    with _locked(engine) as conn:
+    with migration_lock(engine) as conn:
         revision = MigrationContext.configure(conn).get_current_revision()
         status = _status(revision, conn)
         if status == "head":
             return
-        if status == "newer":
-            raise SchemaVersionError(
-                f"Database {mask(engine.url)} is at revision {revision}, which is newer than this "
-                f"version of runhistory-sql knows (head {head_revision()}). "
-                "Upgrade the package: pip install -U runhistory-sql"
-            )
-        if status == "foreign":
-            raise SchemaVersionError(
-                f"Database {mask(engine.url)} has tables named like runhistory-sql's but no "
-                "revision stamp; it was not made by runhistory-sql. Use another database."
-            )
+        refusal = _refusal(engine, status, revision)
+        if refusal is not None:
+            raise SchemaVersionError(refusal)
         if status == "older" and not auto_upgrade:
             raise SchemaVersionError(_upgrade_message(engine, revision))
         command.upgrade(_config(conn), "head")
@@ -120,13 +140,11 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
 
     :return: the revisions before and after
     """
-    with _locked(engine) as conn:
+    with migration_lock(engine) as conn:
         before = MigrationContext.configure(conn).get_current_revision()
-        if _status(before, conn) == "newer":
-            raise SchemaVersionError(
-                f"Database {mask(engine.url)} is at revision {before}, newer than this version "
-                "of runhistory-sql knows. Upgrade the package: pip install -U runhistory-sql"
-            )
+        refusal = _refusal(engine, _status(before, conn), before)
+        if refusal is not None:
+            raise SchemaVersionError(refusal)
         command.upgrade(_config(conn), revision)
         after = MigrationContext.configure(conn).get_current_revision()
     return before, after
@@ -146,6 +164,10 @@ def check(engine: Engine) -> list[str]:
             status = _status(revision, conn)
         if status == "older":
             return [_upgrade_message(engine, revision)]
-        if status != "head":
-            return [f"Database {mask(engine.url)} is {status} (revision {revision})."]
+        if status == "empty":
+            return [
+                f"Database {mask(engine.url)} has no runhistory-sql schema yet. "
+                f"Create it: runhistory-sql db upgrade {mask(engine.url)}"
+            ]
+        return [_refusal(engine, status, revision) or f"Database {mask(engine.url)} is {status}."]
     return [f"Schema differs from the models: {diff}" for diff in drift(engine)]

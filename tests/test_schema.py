@@ -1,0 +1,529 @@
+"""Schema, migrations, engine settings and packaging, against real SQLite files.
+
+Covers: models-vs-migrations drift, upgrading a database with data in it, the pinned columns of
+the documented views, refusing databases at other revisions, eight processes creating one fresh
+database at once, the SQLite pragmas, ``alembic upgrade head`` from the repo root, the wheel
+shipping the migrations, and masking passwords in URLs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, column, insert, table, text
+
+from runhistory_sql import SchemaVersionError, SQLRunHistory, migrate, schema
+from runhistory_sql.engine import make_engine, mask
+
+from helpers import dump, rows
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HEAD = "0002"
+
+#: A literal copy of the column lists promised in DESIGN.md ("SQL contract"). Deliberately not
+#: derived from schema.VIEW_COLUMNS, so that changing that constant alone fails a test too.
+DOCUMENTED_VIEW_COLUMNS = {
+    "v_runs": (
+        "run_id", "run_uuid", "experiment", "run_name", "status", "created_at", "ended_at",
+        "current_epoch", "num_stages", "host", "tags",
+    ),
+    "v_metrics": (
+        "run_id", "run_name", "experiment", "stage", "metric", "seq", "epoch", "value",
+        "value_json", "recorded_at",
+    ),
+    "v_configs": (
+        "run_id", "stage", "captured_at", "kind",
+        # one column per TrainerRunConfig field (pytorch-accelerated 0.1.61), in field order
+        "num_epochs", "train_per_device_batch_size", "train_dl_kwargs",
+        "eval_per_device_batch_size", "eval_dl_kwargs", "gradient_accumulation_steps",
+        "gradient_clip_value", "train_total_batch_size", "eval_total_batch_size",
+        "num_update_steps_per_epoch", "num_local_update_steps_per_epoch", "max_num_train_steps",
+        "is_local_process_zero", "is_world_process_zero", "is_distributed", "mixed_precision",
+        "num_processes",
+    ),
+    "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload"),
+}
+
+
+def _view_columns(db_path: Path, view: str) -> tuple[str, ...]:
+    conn = sqlite3.connect(str(db_path))
+    try:
+        cursor = conn.execute(f"SELECT * FROM {view}")
+        return tuple(d[0] for d in cursor.description)
+    finally:
+        conn.close()
+
+
+def _at_head(db_url: str) -> str | None:
+    eng = make_engine(db_url)
+    try:
+        return migrate.current_revision(eng)
+    finally:
+        eng.dispose()
+
+
+# -- 1. models vs migrations ----------------------------------------------------------------
+
+
+def test_head_revision_is_the_last_migration() -> None:
+    assert migrate.head_revision() == HEAD
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    migrate.ensure_schema(engine)
+    assert migrate.current_revision(engine) == HEAD
+    assert migrate.drift(engine) == []
+    assert migrate.check(engine) == []
+
+
+def test_check_reports_older_and_empty_databases(engine: Engine, db_url: str) -> None:
+    [problem] = migrate.check(engine)
+    assert "no runhistory-sql schema" in problem and f"runhistory-sql db upgrade {db_url}" in problem
+    migrate.upgrade(engine, "0001")
+    [problem] = migrate.check(engine)
+    assert "revision 0001" in problem and f"runhistory-sql db upgrade {db_url}" in problem
+
+
+# -- 2. upgrading with data in the database ----------------------------------------------------
+
+# The tables as revision 0001 created them, written out by hand (not the current models).
+_experiments = table("experiments", column("id"), column("name"), column("created_at"))
+_runs = table(
+    "runs", column("id"), column("uuid"), column("experiment_id"), column("name"),
+    column("status"), column("created_at"), column("ended_at"), column("heartbeat_at"),
+    column("current_stage"), column("current_epoch"), column("rewinds"), column("host"),
+    column("pid"), column("tags"),
+)
+_stages = table("stages", column("id"), column("run_id"), column("idx"), column("started_at"))
+_metrics = table("metrics", column("id"), column("name"))
+_series = table(
+    "series", column("id"), column("run_id"), column("stage_id"), column("metric_id"),
+    column("deleted"),
+)
+_points = table(
+    "points", column("series_id"), column("rev"), column("seq"), column("epoch"),
+    column("value"), column("special"), column("value_json"), column("recorded_at"),
+)
+
+T0 = 1_700_000_000_123  # 2023-11-14T22:13:20.123Z
+
+
+def test_upgrade_from_0001_to_head_keeps_the_data(engine: Engine, db_path: Path) -> None:
+    assert migrate.upgrade(engine, "0001") == (None, "0001")
+    with engine.begin() as conn:
+        conn.execute(insert(_experiments).values(id=1, name="exp", created_at=T0))
+        conn.execute(insert(_runs).values(
+            id=7, uuid="00000000-0000-0000-0000-000000000007", experiment_id=1, name="r1",
+            status="finished", created_at=T0, ended_at=T0 + 5000, heartbeat_at=T0 + 5000,
+            current_stage=2, current_epoch=3, rewinds=1, host="h", pid=1, tags='{"lr": 0.1}',
+        ))
+        conn.execute(insert(_stages), [
+            {"id": 1, "run_id": 7, "idx": 1, "started_at": T0},
+            {"id": 2, "run_id": 7, "idx": 2, "started_at": T0 + 3000},
+        ])
+        conn.execute(insert(_metrics), [{"id": 1, "name": "loss"}, {"id": 2, "name": "acc"}])
+        conn.execute(insert(_series), [
+            {"id": 1, "run_id": 7, "stage_id": 1, "metric_id": 1, "deleted": False},
+            {"id": 2, "run_id": 7, "stage_id": 1, "metric_id": 2, "deleted": True},
+            {"id": 3, "run_id": 7, "stage_id": 2, "metric_id": 2, "deleted": False},
+        ])
+        conn.execute(insert(_points), [
+            # loss, stage 1: seq 0..2 effective; seq 1 and 2 were first written, then rewound (rev 1)
+            {"series_id": 1, "rev": 0, "seq": 0, "epoch": 1, "value": 0.5, "special": None,
+             "value_json": None, "recorded_at": T0 + 1000},
+            {"series_id": 1, "rev": 1, "seq": 1, "epoch": 2, "value": 99.0, "special": None,
+             "value_json": None, "recorded_at": T0 + 1500},
+            {"series_id": 1, "rev": 1, "seq": 2, "epoch": 3, "value": 98.0, "special": None,
+             "value_json": None, "recorded_at": T0 + 1600},
+            {"series_id": 1, "rev": 0, "seq": 1, "epoch": 2, "value": 0.25, "special": None,
+             "value_json": None, "recorded_at": T0 + 2000},
+            {"series_id": 1, "rev": 0, "seq": 2, "epoch": 2, "value": None, "special": 1,
+             "value_json": None, "recorded_at": T0 + 2001},
+            # acc, stage 1: deleted series, none of it is effective
+            {"series_id": 2, "rev": 0, "seq": 0, "epoch": 1, "value": 0.9, "special": None,
+             "value_json": None, "recorded_at": T0 + 1001},
+            # acc, stage 2: a JSON value
+            {"series_id": 3, "rev": 0, "seq": 0, "epoch": 1, "value": None, "special": None,
+             "value_json": '{"f1": 0.5}', "recorded_at": T0 + 3500},
+        ])
+    before = dump(db_path)
+
+    assert migrate.upgrade(engine) == ("0001", HEAD)
+
+    after = dump(db_path)
+    assert after.pop("alembic_version") == [(HEAD,)]
+    assert before.pop("alembic_version") == [("0001",)]
+    assert after == before  # no row of any table changed
+    assert rows(db_path, "SELECT * FROM v_metrics ORDER BY stage, metric, seq") == [
+        (7, "r1", "exp", 1, "loss", 0, 1, 0.5, None, "2023-11-14T22:13:21.123Z"),
+        (7, "r1", "exp", 1, "loss", 1, 2, 0.25, None, "2023-11-14T22:13:22.123Z"),
+        (7, "r1", "exp", 1, "loss", 2, 2, None, None, "2023-11-14T22:13:22.124Z"),
+        (7, "r1", "exp", 2, "acc", 0, 1, None, '{"f1": 0.5}', "2023-11-14T22:13:23.623Z"),
+    ]
+    assert rows(db_path, "SELECT * FROM v_runs") == [(
+        7, "00000000-0000-0000-0000-000000000007", "exp", "r1", "finished",
+        "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:25.123Z", 3, 2, "h", '{"lr": 0.1}',
+    )]
+    assert migrate.drift(engine) == []
+
+
+def test_running_run_with_a_stale_heartbeat_reads_as_crashed(engine: Engine, db_path: Path) -> None:
+    migrate.ensure_schema(engine)
+    now = int(time.time() * 1000)
+    with engine.begin() as conn:
+        conn.execute(insert(_experiments).values(id=1, name="exp", created_at=T0))
+        common = {"experiment_id": 1, "status": "running", "created_at": T0, "current_stage": 1,
+                  "current_epoch": 1, "tags": "{}"}
+        conn.execute(insert(_runs), [
+            {"id": 1, "uuid": "a", "name": "stale", "heartbeat_at": now - 120_000, **common},
+            {"id": 2, "uuid": "b", "name": "alive", "heartbeat_at": now, **common},
+        ])
+    assert rows(db_path, "SELECT run_name, status, ended_at, num_stages FROM v_runs ORDER BY run_id") == [
+        ("stale", "crashed", None, 0),
+        ("alive", "running", None, 0),
+    ]
+
+
+# -- 3. the documented views ------------------------------------------------------------------
+
+
+def test_view_columns_are_the_documented_ones() -> None:
+    assert schema.VIEW_COLUMNS == DOCUMENTED_VIEW_COLUMNS
+
+
+@pytest.mark.parametrize("view", sorted(DOCUMENTED_VIEW_COLUMNS))
+def test_view_columns_are_pinned(engine: Engine, db_path: Path, view: str) -> None:
+    migrate.ensure_schema(engine)
+    assert _view_columns(db_path, view) == schema.VIEW_COLUMNS[view]
+    assert _view_columns(db_path, view) == DOCUMENTED_VIEW_COLUMNS[view]
+
+
+def test_the_views_are_exactly_the_documented_ones(engine: Engine, db_path: Path) -> None:
+    migrate.ensure_schema(engine)
+    views = [v for (v,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name")]
+    assert views == sorted(DOCUMENTED_VIEW_COLUMNS)
+
+
+def test_config_columns_follow_trainer_run_config() -> None:
+    import dataclasses
+
+    from pytorch_accelerated.trainer import TrainerRunConfig
+
+    fields = tuple(f.name for f in dataclasses.fields(TrainerRunConfig))
+    assert DOCUMENTED_VIEW_COLUMNS["v_configs"][4:] == fields
+
+
+# -- 4. databases at other revisions -----------------------------------------------------------
+
+
+def test_older_database_is_refused_with_the_upgrade_command(
+    engine: Engine, db_url: str, db_path: Path,
+) -> None:
+    migrate.upgrade(engine, "0001")
+    before = dump(db_path)
+    with pytest.raises(SchemaVersionError) as info:
+        SQLRunHistory(db_url)
+    message = str(info.value)
+    assert f"runhistory-sql db upgrade {db_url}" in message
+    assert "0001" in message and HEAD in message
+    assert dump(db_path) == before
+    assert migrate.current_revision(engine) == "0001"
+
+
+def test_older_database_is_upgraded_with_auto_upgrade(
+    engine: Engine, db_url: str, db_path: Path,
+) -> None:
+    migrate.upgrade(engine, "0001")
+    history = SQLRunHistory(db_url, experiment="e", run_name="r", auto_upgrade=True)
+    try:
+        history.update_metric("loss", 1.5)
+    finally:
+        history.close()
+    assert migrate.current_revision(engine) == HEAD
+    assert migrate.drift(engine) == []
+    assert rows(db_path, "SELECT run_name, metric, seq, value FROM v_metrics") == [("r", "loss", 0, 1.5)]
+
+
+def test_newer_database_is_refused(engine: Engine, db_url: str, db_path: Path) -> None:
+    migrate.ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    before = dump(db_path)
+    for auto_upgrade in (False, True):
+        with pytest.raises(SchemaVersionError) as info:
+            SQLRunHistory(db_url, auto_upgrade=auto_upgrade)
+        message = str(info.value)
+        assert "9999" in message and "newer" in message and db_url in message
+        assert "pip install -U runhistory-sql" in message
+    with pytest.raises(SchemaVersionError, match="newer"):
+        migrate.upgrade(engine)
+    [problem] = migrate.check(engine)
+    assert "newer" in problem
+    assert dump(db_path) == before
+
+
+def test_tables_like_ours_without_a_stamp_are_refused(engine: Engine, db_path: Path) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE runs (id INTEGER PRIMARY KEY, what TEXT)"))
+        conn.execute(text("INSERT INTO runs VALUES (1, 'not ours')"))
+    before = dump(db_path)
+    with pytest.raises(SchemaVersionError, match="not made by runhistory-sql"):
+        migrate.ensure_schema(engine, auto_upgrade=True)
+    with pytest.raises(SchemaVersionError, match="not made by runhistory-sql"):
+        migrate.upgrade(engine)
+    assert dump(db_path) == before
+
+
+def test_another_applications_alembic_database_is_refused(engine: Engine, db_path: Path) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('ae1027a6acf')"))
+        conn.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY)"))
+    before = dump(db_path)
+    with pytest.raises(SchemaVersionError, match="another application"):
+        migrate.ensure_schema(engine, auto_upgrade=True)
+    with pytest.raises(SchemaVersionError, match="another application"):
+        migrate.upgrade(engine)
+    assert dump(db_path) == before
+
+
+def test_unrelated_tables_are_kept_and_the_schema_created_beside_them(
+    engine: Engine, db_path: Path,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        conn.execute(text("INSERT INTO notes VALUES (1, 'keep me')"))
+    migrate.ensure_schema(engine)
+    assert migrate.current_revision(engine) == HEAD
+    assert rows(db_path, "SELECT * FROM notes") == [(1, "keep me")]
+    tables = {t for (t,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == set(schema.metadata.tables) | {"alembic_version", "notes"}
+
+
+def test_ensure_schema_on_a_database_at_head_changes_nothing(engine: Engine, db_path: Path) -> None:
+    migrate.ensure_schema(engine)
+    before = dump(db_path)
+    migrate.ensure_schema(engine)
+    migrate.ensure_schema(engine, auto_upgrade=True)
+    assert dump(db_path) == before
+
+
+# -- 5. eight processes create one fresh database at once -----------------------------------
+
+_RACER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from runhistory_sql import SQLRunHistory
+
+    url, index, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    (folder / f"ready-{index}").touch()
+    deadline = time.monotonic() + 60
+    while not (folder / "go").exists():
+        if time.monotonic() > deadline:
+            sys.exit("never got the go")
+        time.sleep(0.005)
+    history = SQLRunHistory(url, experiment="race", run_name=f"p{index}")
+    for k in range(3):
+        history.update_metric("loss", index * 10.0 + k)
+    history._increment_epoch()
+    history.update_metric("acc", index / 10)
+    history.close()
+""")
+
+
+def test_eight_processes_create_one_fresh_database_at_once(
+    tmp_path: Path, db_url: str, db_path: Path,
+) -> None:
+    folder = tmp_path / "barrier"
+    folder.mkdir()
+    script = tmp_path / "racer.py"
+    script.write_text(_RACER)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), db_url, str(i), str(folder)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(8)
+    ]
+    try:
+        deadline = time.monotonic() + 90
+        while len(list(folder.glob("ready-*"))) < 8:
+            failed = [p for p in procs if p.poll() is not None]
+            assert not failed, failed[0].communicate()
+            assert time.monotonic() < deadline, "the racers did not start"
+            time.sleep(0.02)
+        assert not db_path.exists()  # nobody has touched the database before the go
+        (folder / "go").touch()
+        results = [p.communicate(timeout=90) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+
+    assert rows(db_path, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert rows(db_path, "SELECT run_name, status FROM v_runs ORDER BY run_name") == [
+        (f"p{i}", "finished") for i in range(8)
+    ]
+    got = rows(db_path, "SELECT run_name, metric, seq, epoch, value FROM v_metrics ORDER BY run_name, metric, seq")
+    expected = []
+    for i in range(8):
+        expected.append((f"p{i}", "acc", 0, 2, i / 10))
+        expected.extend((f"p{i}", "loss", k, 1, i * 10.0 + k) for k in range(3))
+    assert got == expected
+
+
+# -- 6. SQLite settings ------------------------------------------------------------------------
+
+
+def test_sqlite_pragmas(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert (conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) > 0
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_foreign_keys_are_enforced(engine: Engine) -> None:
+    migrate.ensure_schema(engine)
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        with engine.begin() as conn:
+            conn.execute(insert(_stages).values(id=1, run_id=12345, idx=1, started_at=T0))
+
+
+# -- 7. alembic from the repository root --------------------------------------------------------
+
+
+def _alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", *args], cwd=REPO_ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_alembic_upgrade_head_with_x_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    upgraded = _alembic("-x", f"url={url}", "upgrade", "head")
+    assert "Running upgrade 0001 -> 0002" in upgraded.stderr  # alembic.ini's logging applies
+    assert _at_head(url) == HEAD
+    assert f"{HEAD} (head)" in _alembic("-x", f"url={url}", "current").stdout
+
+
+def test_alembic_downgrade_to_base_and_back_to_head(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'down.db'}"
+    _alembic("-x", f"url={url}", "upgrade", "head")
+    _alembic("-x", f"url={url}", "downgrade", "base")
+    assert rows(tmp_path / "down.db", "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'") == [
+        ("alembic_version",)
+    ]
+    _alembic("-x", f"url={url}", "upgrade", "head")
+    eng = make_engine(url)
+    try:
+        assert migrate.current_revision(eng) == HEAD
+        assert migrate.check(eng) == []
+    finally:
+        eng.dispose()
+
+
+def test_alembic_upgrade_head_with_the_environment_variable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    _alembic("upgrade", "head", env={**os.environ, "RUNHISTORY_SQL_URL": url})
+    assert _at_head(url) == HEAD
+
+
+def test_alembic_x_url_beats_the_environment_variable(tmp_path: Path) -> None:
+    x_url, env_url = f"sqlite:///{tmp_path / 'x.db'}", f"sqlite:///{tmp_path / 'env.db'}"
+    _alembic("-x", f"url={x_url}", "upgrade", "head", env={**os.environ, "RUNHISTORY_SQL_URL": env_url})
+    assert _at_head(x_url) == HEAD
+    assert not (tmp_path / "env.db").exists()
+
+
+# -- 8. the wheel ships the migrations ----------------------------------------------------------
+
+
+def _build_backend_missing() -> bool:
+    # setuptools >= 70.1 (what pyproject.toml asks for) builds wheels without the wheel package
+    return importlib.util.find_spec("setuptools") is None or (
+        importlib.util.find_spec("setuptools.command.bdist_wheel") is None
+    )
+
+
+@pytest.mark.skipif(_build_backend_missing(), reason="the build backend (setuptools>=70.1) is missing")
+def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
+    # Build from a copy, so that no build/ folder is left in (or reused from) the source tree.
+    source = tmp_path / "src"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", "*.db", "*.db-*", ".*_cache",
+        ".hypothesis", "tests",
+    ))
+    out = tmp_path / "dist"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-q", "-w", str(out), str(source)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    [wheel] = out.glob("runhistory_sql-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    assert {
+        "runhistory_sql/py.typed",
+        "runhistory_sql/migrations/env.py",
+        "runhistory_sql/migrations/script.py.mako",
+        "runhistory_sql/migrations/versions/0001_tables.py",
+        "runhistory_sql/migrations/versions/0002_views.py",
+    } <= names
+    assert not [n for n in names if n.startswith(("migrations/", "tests/")) or "__pycache__" in n]
+
+    # The unpacked wheel alone (no source tree) creates a database at head.
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    url = f"sqlite:///{tmp_path / 'from-wheel.db'}"
+    probe = (
+        "import sys, runhistory_sql\n"
+        "from runhistory_sql import migrate\n"
+        "from runhistory_sql.engine import make_engine\n"
+        f"assert runhistory_sql.__file__.startswith({str(site)!r}), runhistory_sql.__file__\n"
+        "e = make_engine(sys.argv[1]); migrate.ensure_schema(e)\n"
+        "print(migrate.current_revision(e), migrate.drift(e)); e.dispose()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, url], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60, env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{HEAD} []"
+
+
+# -- 9. passwords never reach messages ----------------------------------------------------------
+
+
+def test_mask_hides_passwords() -> None:
+    masked = mask("postgresql+psycopg://u:secret@h/db")
+    assert "secret" not in masked
+    assert masked == "postgresql+psycopg://u:***@h/db"
+
+
+def test_mask_hides_a_password_given_as_a_query_parameter() -> None:
+    masked = mask("postgresql+psycopg://u@h/db?password=secret&sslmode=require")
+    assert "secret" not in masked
+    assert masked == "postgresql+psycopg://u@h/db?password=***&sslmode=require"
+
+
+def test_mask_leaves_urls_without_a_password_alone() -> None:
+    assert mask("sqlite:////tmp/runs.db") == "sqlite:////tmp/runs.db"
+    assert mask("not a url") == "<unparseable URL>"
