@@ -166,7 +166,7 @@ def _print_demo(url: str, run: str, epochs: int, experiment: str) -> None:
         result = engine.connect().execute(text(sql))
         columns, data = list(result.keys()), result.fetchall()
     location = _where(url)
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"\nRecorded run [bold]{run}[/] ({epochs} epochs, experiment {experiment!r}) in {location}")
     console.print("\nQuery it with plain SQL, e.g. in sqlite3, psql or pandas:\n")
     console.print(sql, highlight=False, markup=False)

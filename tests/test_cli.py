@@ -1,0 +1,82 @@
+"""The runhistory-sql command, run in-process with click's CliRunner."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from helpers import rows
+
+from runhistory_sql import migrate
+from runhistory_sql.cli import iter_commands, main
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("path", list(iter_commands(main)))
+def test_every_command_has_help_with_an_example(run, path):
+    result = run(*path, "--help")
+
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    assert "runhistory-sql " + " ".join(path) in result.output
+
+
+def test_can_create_check_and_show_the_schema(run, db_url):
+    created = run("db", "upgrade", db_url)
+    again = run("db", "upgrade", db_url)
+    current = run("db", "current", db_url)
+    checked = run("db", "check", db_url)
+
+    head = migrate.head_revision()
+    assert created.output == f"Upgraded {db_url} from revision (empty) to {head}.\n"
+    assert again.output == f"{db_url} is already at revision {head}.\n"
+    assert current.output == f"{db_url}: revision {head} (up to date)\n"
+    assert checked.output == f"{db_url}: schema OK at revision {head}\n"
+
+
+def test_check_fails_on_an_old_database_with_the_command_that_fixes_it(run, db_url, engine):
+    migrate.upgrade(engine, "0001")
+
+    result = run("db", "check", db_url)
+
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert f"run: runhistory-sql db upgrade {db_url}" in result.output
+
+
+def test_url_comes_from_the_environment(run, db_url, monkeypatch):
+    monkeypatch.setenv("RUNHISTORY_SQL_URL", db_url)
+
+    result = run("db", "upgrade")
+
+    assert result.output.startswith(f"Upgraded {db_url} from revision (empty)")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:////no/such/dir/runs.db", "Error: The directory /no/such/dir of database URL"),
+        ("foo://x", "Error: Unknown database dialect 'foo'"),
+        ("not a url", "Error: Could not parse database URL 'not a url'"),
+    ],
+)
+def test_bad_urls_are_one_line_errors(run, url, message):
+    result = run("db", "current", url)
+
+    assert result.exit_code == 1
+    assert result.output.startswith(message)
+    assert result.output.count("\n") == 1
+
+
+def test_demo_trains_records_and_shows_a_query(run, db_url, db_path):
+    result = run("demo", "--url", db_url, "--epochs", "2", "--run-name", "demo-run")
+
+    assert result.exit_code == 0
+    assert f"Recorded run demo-run (2 epochs, experiment 'demo') in {db_url} (file {db_path})" in result.output
+    assert "FROM v_metrics" in result.output
+    stored = rows(db_path, "SELECT epoch, metric FROM v_metrics WHERE run_name = 'demo-run' ORDER BY epoch, metric")
+    assert stored == [(1, "eval_loss_epoch"), (1, "train_loss_epoch"), (2, "eval_loss_epoch"), (2, "train_loss_epoch")]
+    assert rows(db_path, "SELECT status FROM v_runs") == [("finished",)]
