@@ -17,10 +17,14 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .callback import RunTrackingCallback
+    from .freezer import TrackedModelFreezer
     from .history import SQLRunHistory
 
 __all__ = [
     "SQLRunHistory",
+    "RunTrackingCallback",
+    "TrackedModelFreezer",
     "RunHistorySQLError",
     "DatabaseURLError",
     "SchemaVersionError",
@@ -30,7 +34,7 @@ __all__ = [
     "WriteError",
 ]
 
-_LAZY = {"SQLRunHistory": "history"}
+_LAZY = {"SQLRunHistory": "history", "RunTrackingCallback": "callback", "TrackedModelFreezer": "freezer"}
 
 
 def __getattr__(name: str) -> Any:

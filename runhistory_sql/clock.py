@@ -1,12 +1,13 @@
-"""Time as the schema stores it: integer milliseconds since the Unix epoch, UTC."""
+"""Time as the schema stores it (integer milliseconds since the Unix epoch, UTC), and liveness."""
 from __future__ import annotations
 
 import time
 
-#: A running process refreshes its run's heartbeat this often.
+#: By default a running process refreshes its run's heartbeat this often, in seconds.
 HEARTBEAT_S = 10.0
-#: A ``running`` run whose heartbeat is older than this reads as ``crashed`` (the views agree).
-STALE_AFTER_S = 60.0
+#: A ``running`` run whose heartbeat is older than this many heartbeat intervals reads as
+#: ``crashed`` (60 s with the default interval). Each run stores its own bound.
+STALE_AFTER_BEATS = 6
 
 
 def now_ms() -> int:

@@ -6,29 +6,32 @@ Every process keeps an in-memory mirror of the current stage that answers all re
 """
 from __future__ import annotations
 
-import atexit
 import itertools
 import json
 import logging
-import weakref
-from typing import Any, Iterable
+import os
+import socket
+from typing import Any
 
 from pytorch_accelerated.tracking import RunHistory
 from sqlalchemy import Engine
 
+from . import lifecycle
 from . import writer as w
-from .clock import now_ms
+from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
 from .migrate import ensure_schema
 from .rank import world_process_index
 from .runs import RESUME_MODES, RunState, open_run
+from .snapshot import config_row
 from .values import encode
 
 log = logging.getLogger("runhistory_sql")
-_open: "weakref.WeakSet[SQLRunHistory]" = weakref.WeakSet()
 _tokens = itertools.count(1)
 #: How long ``_increment_epoch`` waits for the epoch's points to be committed.
 EPOCH_COMMIT_TIMEOUT_S = 60.0
+#: How long ``close()`` waits for pending points by default.
+CLOSE_TIMEOUT_S = 60.0
 
 
 class SQLRunHistory(RunHistory):
@@ -53,20 +56,26 @@ class SQLRunHistory(RunHistory):
     :param tags: a JSON-serialisable dict stored with a new run
     :param auto_upgrade: upgrade a database at an older schema revision instead of raising
     :param flush_interval: the longest time, in seconds, a point waits before it is committed
+    :param heartbeat_interval: how often, in seconds, the run's heartbeat is refreshed; a run
+        whose heartbeat is 6 intervals old (60 s by default) reads as ``crashed``
     :raises RunHistorySQLError: (subclasses) for an unusable URL, schema, or run name
     """
 
     def __init__(
         self, url: str | None = None, *, experiment: str = "default", run_name: str | None = None,
         resume: str = "never", tags: dict[str, Any] | None = None, auto_upgrade: bool = False,
-        flush_interval: float = 1.0,
+        flush_interval: float = 1.0, heartbeat_interval: float = HEARTBEAT_S,
     ) -> None:
-        _check_arguments(experiment, run_name, resume, tags, flush_interval)
+        _check_arguments(experiment, run_name, resume, tags, flush_interval, heartbeat_interval)
         self._engine: Engine = make_engine(url)
         try:
             ensure_schema(self._engine, auto_upgrade=auto_upgrade)
             self._is_writer = world_process_index() == 0
-            state = open_run(self._engine, experiment, run_name, resume, tags or {}, writer=self._is_writer)
+            held_here = {h._uuid for h in lifecycle.open_histories() if h.is_writer and h._uuid is not None}
+            state = open_run(
+                self._engine, experiment, run_name, resume, tags or {}, writer=self._is_writer,
+                held_here=held_here, stale_after_ms=int(heartbeat_interval * STALE_AFTER_BEATS * 1000),
+            )
         except BaseException:
             self._engine.dispose()
             raise
@@ -77,14 +86,20 @@ class SQLRunHistory(RunHistory):
             self._writer = w.Writer(
                 self._engine, state.run_id, stage=(state.stage, state.stage_id or 0),
                 rewinds=state.rewinds, series_ids=tokens, interval=flush_interval,
+                heartbeat=heartbeat_interval,
             )
             if state.resumed:
-                self.log_event("resumed", from_epoch=state.epoch, stage=state.stage)
+                self.log_event(
+                    "resumed", host=socket.gethostname(), pid=os.getpid(), from_epoch=state.epoch,
+                    stage=state.stage, previous_status=state.previous_status,
+                )
         self._closed = False
-        _open.add(self)
+        self._in_run = False
+        lifecycle.register(self)
 
     def _adopt(self, state: RunState) -> None:
         self.run_id, self.run_name, self.experiment = state.run_id, state.name, state.experiment
+        self._uuid = state.uuid
         self._prefix = ""
         self._epoch = state.epoch
         self._stage_used = state.stage_used
@@ -140,7 +155,8 @@ class SQLRunHistory(RunHistory):
             self._writer.put((w.POINT, self._tokens[name], seq, self._epoch, value, special, value_json, now_ms()))
 
     def _start_series(self, name: str) -> list[Any]:
-        self._values[name] = values = []
+        values: list[Any] = []
+        self._values[name] = values
         self._marks.setdefault(name, [])
         if name not in self._tokens:
             self._tokens[name] = token = next(_tokens)
@@ -180,8 +196,8 @@ class SQLRunHistory(RunHistory):
         Points of the current stage recorded at ``epoch`` or later are superseded: dropped from
         the mirror and from ``v_metrics``, kept in the table (the trainer re-runs that epoch).
         """
-        if type(epoch) is not int or epoch < 1:
-            raise ValueError(f"The epoch must be an int of at least 1, not {epoch!r}.")
+        if type(epoch) is not int or epoch < 0:
+            raise ValueError(f"The epoch must be a non-negative int, not {epoch!r}.")
         for name in list(self._values):
             self._truncate(name, epoch)
         self._epoch = epoch
@@ -213,6 +229,21 @@ class SQLRunHistory(RunHistory):
             raise TypeError(f"The payload of event {kind!r} cannot be stored as JSON: {e}") from e
         self._put((w.EVENT, kind, self._epoch, now_ms(), body))
 
+    def record_config(self, kind: str, fields: dict[str, Any]) -> None:
+        """Snapshot a ``TrainerRunConfig`` (as JSON-safe ``fields``) into the current stage.
+
+        :param kind: ``"train"`` or ``"evaluate"``
+        :param fields: field name -> JSON-safe value, e.g. from ``snapshot.dataclass_fields``
+        """
+        if kind not in ("train", "evaluate"):
+            raise ValueError(f"kind must be 'train' or 'evaluate', not {kind!r}.")
+        self._stage_used = True
+        self._put((w.CONFIG, {"kind": kind, "captured_at": now_ms(), **config_row(fields)}))
+
+    def set_in_run(self, in_run: bool) -> None:
+        """Say whether a ``train()``/``evaluate()`` is in progress (an exit meanwhile is a failure)."""
+        self._in_run = in_run
+
     def _put(self, op: tuple[Any, ...]) -> None:
         if self._writer is not None:
             self._writer.put(op)
@@ -236,30 +267,50 @@ class SQLRunHistory(RunHistory):
         """Commit everything recorded so far; return whether it happened within ``timeout``."""
         return self._writer.flush(timeout) if self._writer is not None else True
 
-    def close(self, status: str = "finished") -> None:
-        """Commit everything pending, mark the run ``status`` and release the database."""
+    def close(self, status: str = "finished", *, timeout: float | None = CLOSE_TIMEOUT_S) -> None:
+        """Commit everything pending, mark the run ``status`` and release the database.
+
+        :param status: ``"finished"`` or ``"failed"``
+        :param timeout: how long to wait for the database, in seconds (``None``: for ever)
+        :raises WriteError: pending points could not be committed within ``timeout``
+        """
         if self._closed:
             return
         self._closed = True
-        _open.discard(self)
+        lifecycle.unregister(self)
         try:
             if self._writer is not None:
-                self._writer.close(status)
+                self._writer.close(status, timeout)
         finally:
             self._engine.dispose()
+
+    def close_at_exit(self, exit_code: Any, error: BaseException | None) -> None:
+        """Close at the end of the process: ``failed`` after an uncaught exception, a non-zero
+        exit code, or an exit in the middle of a training or evaluation run; else ``finished``."""
+        if error is not None:
+            self.log_event("exception", **lifecycle.describe(error))
+        elif exit_code not in (None, 0):
+            self.log_event("exit", code=exit_code if isinstance(exit_code, int) else str(exit_code))
+        elif self._in_run:
+            self.log_event("interrupted", reason="the process ended during a training or evaluation run")
+        failed = error is not None or exit_code not in (None, 0) or self._in_run
+        self.close("failed" if failed else "finished")
 
     def __enter__(self) -> "SQLRunHistory":
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.close("finished" if exc_type is None else "failed")
+        if exc_type is SystemExit:
+            self.close_at_exit(exc.code, None)
+        else:
+            self.close_at_exit(None, exc)
 
     def __repr__(self) -> str:
         return f"SQLRunHistory({self.url!r}, experiment={self.experiment!r}, run_name={self.run_name!r})"
 
 
 def _check_arguments(
-    experiment: Any, run_name: Any, resume: Any, tags: Any, flush_interval: Any,
+    experiment: Any, run_name: Any, resume: Any, tags: Any, flush_interval: Any, heartbeat: Any,
 ) -> None:
     if not isinstance(experiment, str) or not experiment:
         raise TypeError(f"experiment must be a non-empty str, not {experiment!r}.")
@@ -276,12 +327,5 @@ def _check_arguments(
             raise TypeError(f"tags must be JSON-serialisable: {e}") from e
     if not isinstance(flush_interval, (int, float)) or not 0 < flush_interval <= 60:
         raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
-
-
-@atexit.register
-def _close_all() -> None:
-    for history in list(_open):
-        try:
-            history.close()
-        except Exception as e:  # noqa: BLE001 - at exit, report and go on with the others
-            log.error("runhistory-sql: could not close %r: %s", history, e)
+    if not isinstance(heartbeat, (int, float)) or not 0.05 <= heartbeat <= 3600:
+        raise ValueError(f"heartbeat_interval must be a number of seconds in [0.05, 3600], not {heartbeat!r}.")

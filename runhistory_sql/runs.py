@@ -8,12 +8,12 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
-from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy import Connection, CursorResult, Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .clock import STALE_AFTER_S, now_ms
+from .clock import now_ms
 from .engine import writer_engine
 from .errors import RunExistsError, RunInUseError, RunNotFoundError
 from .schema import configs, experiments, metrics, points, runs, series, stages
@@ -35,8 +35,19 @@ class RunState:
     rewinds: int = 0
     stage_used: bool = False
     resumed: bool = False
+    #: when resumed: the status the run had (``crashed`` for a dead holder still marked running)
+    previous_status: str | None = None
+    #: the run's ``runs.uuid`` (``None`` when there is no run row)
+    uuid: str | None = None
     #: metric name -> (series id, values, epoch marks [(epoch, first index)])
     series: dict[str, tuple[int, list[Any], list[tuple[int, int]]]] = field(default_factory=dict)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """Return the primary key of the one row that ``result``'s INSERT created."""
+    key = result.inserted_primary_key
+    assert key is not None  # always set for a single-row INSERT
+    return int(key[0])
 
 
 def generate_run_name() -> str:
@@ -57,23 +68,24 @@ def _experiment_id(conn: Connection, experiment: str) -> int:
     found = conn.execute(select(experiments.c.id).where(experiments.c.name == experiment)).scalar()
     if found is not None:
         return int(found)
-    result = conn.execute(insert(experiments).values(name=experiment, created_at=now_ms()))
-    return int(result.inserted_primary_key[0])
+    return inserted_id(conn.execute(insert(experiments).values(name=experiment, created_at=now_ms())))
 
 
-def _create(conn: Connection, experiment: str, name: str, tags: dict[str, Any]) -> RunState:
-    now = now_ms()
+def _create(
+    conn: Connection, experiment: str, name: str, tags: dict[str, Any], stale_after_ms: int,
+) -> RunState:
+    now, run_uuid = now_ms(), str(uuid.uuid4())
     run = conn.execute(
         insert(runs).values(
-            uuid=str(uuid.uuid4()), experiment_id=_experiment_id(conn, experiment), name=name,
+            uuid=run_uuid, experiment_id=_experiment_id(conn, experiment), name=name,
             status="running", created_at=now, heartbeat_at=now, current_stage=1,
             current_epoch=1, host=socket.gethostname(), pid=os.getpid(),
-            tags=json.dumps(tags, ensure_ascii=False),
+            tags=json.dumps(tags, ensure_ascii=False), stale_after_ms=stale_after_ms,
         )
     )
-    run_id = int(run.inserted_primary_key[0])
+    run_id = inserted_id(run)
     stage = conn.execute(insert(stages).values(run_id=run_id, idx=1, started_at=now))
-    return RunState(run_id, name, experiment, stage_id=int(stage.inserted_primary_key[0]))
+    return RunState(run_id, name, experiment, stage_id=inserted_id(stage), uuid=run_uuid)
 
 
 def _holder_alive(row: Any) -> bool:
@@ -90,10 +102,16 @@ def _holder_alive(row: Any) -> bool:
         except PermissionError:
             return True
         return True
-    return (row.heartbeat_at or row.created_at) >= now_ms() - STALE_AFTER_S * 1000
+    return (row.heartbeat_at or row.created_at) >= now_ms() - row.stale_after_ms
 
 
-def _claim(conn: Connection, row: Any) -> None:
+def _claim(conn: Connection, row: Any, held_here: Collection[str], stale_after_ms: int) -> None:
+    if row.uuid in held_here:
+        # the pid check below cannot tell this process's own open history from a dead one
+        raise RunInUseError(
+            f"Run {row.name!r} is already open in this process by another SQLRunHistory. "
+            "close() that one first, or keep using it."
+        )
     if _holder_alive(row):
         raise RunInUseError(
             f"Run {row.name!r} is held by live process {row.pid} on {row.host}. Wait for it to "
@@ -102,25 +120,27 @@ def _claim(conn: Connection, row: Any) -> None:
     conn.execute(
         update(runs).where(runs.c.id == row.id).values(
             status="running", ended_at=None, heartbeat_at=now_ms(), host=socket.gethostname(),
-            pid=os.getpid(),
+            pid=os.getpid(), stale_after_ms=stale_after_ms,
         )
     )
 
 
 def open_run(
     engine: Engine, experiment: str, name: str | None, resume: str, tags: dict[str, Any],
-    *, writer: bool,
+    *, writer: bool, held_here: Collection[str] = (), stale_after_ms: int = 60_000,
 ) -> RunState:
     """Find or create the run, as ``resume`` says, and load its current stage.
 
     A process that is not the writer only reads: it never creates or claims a run.
 
+    :param held_here: uuids of the runs this process already has open for writing
+    :param stale_after_ms: the liveness bound this process promises (see ``clock``)
     :raises RunExistsError: ``resume="never"`` and the name is taken
     :raises RunNotFoundError: ``resume="must"`` and there is no such run
-    :raises RunInUseError: the run is held by another live process
+    :raises RunInUseError: the run is held by another live process, or already open in this one
     """
-    explicit = name is not None
-    name = name if explicit else generate_run_name()
+    if name is None:
+        name = generate_run_name()
     if not writer:
         with engine.connect() as conn:
             row = _find(conn, experiment, name)
@@ -134,15 +154,16 @@ def open_run(
                 if row is None:
                     if resume == "must":
                         raise _not_found(experiment, name)
-                    return _create(conn, experiment, name, tags)
+                    return _create(conn, experiment, name, tags, stale_after_ms)
                 if resume == "never":
                     raise RunExistsError(
                         f"Run {name!r} already exists in experiment {experiment!r}. To continue "
                         "it pass resume='allow' (or 'must'); to start a new run pick another run_name."
                     )
-                _claim(conn, row)
+                _claim(conn, row, held_here, stale_after_ms)
                 state = _load(conn, row)
                 state.resumed = True
+                state.previous_status = "crashed" if row.status == "running" else row.status
                 return state
         except IntegrityError:
             continue  # another process created the same name between our look and our insert
@@ -166,7 +187,7 @@ def _load(conn: Connection, row: Any) -> RunState:
     ).scalar_one()
     state = RunState(
         row.id, row.name, experiment, stage=row.current_stage, stage_id=stage_id,
-        epoch=row.current_epoch, rewinds=row.rewinds,
+        epoch=row.current_epoch, rewinds=row.rewinds, uuid=row.uuid,
     )
     query = (
         select(series.c.id, metrics.c.name, points.c.epoch, points.c.value, points.c.special,

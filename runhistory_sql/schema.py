@@ -54,6 +54,8 @@ runs = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("ended_at", BigInteger),
     Column("heartbeat_at", BigInteger),
+    # a running run whose heartbeat is older than this reads as crashed (each run states its own)
+    Column("stale_after_ms", Integer, nullable=False, server_default="60000"),
     Column("current_stage", Integer, nullable=False),
     Column("current_epoch", Integer, nullable=False),
     Column("rewinds", Integer, nullable=False, server_default="0"),

@@ -2,8 +2,8 @@
 
 ``encode`` returns ``(value, special, value_json)``; ``decode`` turns a stored row back into the
 Python value. Numbers (``int``, ``float``, ``bool``, numpy scalars, 0-dim tensors) become floats
-and NaN, +inf, -inf and -0.0 survive exactly; ``str``, ``dict``, ``list``, ``None`` and
-multi-element tensors or arrays become JSON.
+and NaN, +inf, -inf and -0.0 survive exactly; an ``int`` beyond a float's range, ``str``,
+``dict``, ``list``, ``None`` and multi-element tensors or arrays become JSON.
 """
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def encode_float(x: float) -> Encoded:
     if x == 0.0 and math.copysign(1.0, x) < 0:
         return _NEG_ZERO
     return (x, None, None)
+
+
+def _encode_int(value: int, metric_name: str) -> Encoded:
+    try:
+        return (float(value), None, None)
+    except OverflowError:  # beyond a float's range: keep it exact as JSON rather than fail
+        return (None, None, _dumps(value, metric_name))
 
 
 def _tensor_like(value: Any) -> Any:
@@ -54,7 +61,7 @@ def encode(value: Any, metric_name: str) -> Encoded:
     if kind is float:
         return encode_float(value)
     if kind is int or kind is bool:
-        return (float(value), None, None)
+        return _encode_int(value, metric_name)
     if isinstance(value, _JSON_TYPES):
         return (None, None, _dumps(value, metric_name))
     plain = _tensor_like(value)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -19,12 +21,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .clock import HEARTBEAT_S, now_ms
 from .engine import mask, writer_engine
 from .errors import WriteError
-from .schema import events, metrics, points, runs, series, stages
+from .runs import inserted_id
+from .schema import configs, events, metrics, points, runs, series, stages
 
 log = logging.getLogger("runhistory_sql")
 
 # Operation codes: the first element of every queued tuple.
-POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, FLUSH, END = range(9)
+POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END = range(10)
+
+#: How often a waiting ``flush()`` checks that the writer thread is still alive.
+_POLL_S = 0.1
 
 _POINT_COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at"
 
@@ -44,11 +50,13 @@ class Writer:
     :param series_ids: series already in the database, by the caller's token
     :param interval: the longest time a point waits in the queue, in seconds
     :param batch_size: a queue this long wakes the writer at once
+    :param heartbeat: how often, in seconds, the run's heartbeat is refreshed
     """
 
     def __init__(
         self, engine: Engine, run_id: int, *, stage: tuple[int, int], rewinds: int,
         series_ids: dict[int, int], interval: float = 1.0, batch_size: int = 4096,
+        heartbeat: float = HEARTBEAT_S,
     ) -> None:
         self.queue: deque[tuple[Any, ...]] = deque()
         self.batch_size = batch_size
@@ -59,7 +67,8 @@ class Writer:
         self._rewinds = rewinds
         self._series = dict(series_ids)
         self._metric_ids: dict[str, int] = {}
-        self._interval = interval
+        self._interval = min(interval, heartbeat)
+        self._heartbeat_ms = heartbeat * 1000
         self._wake = threading.Event()
         self._stopping = False
         self._retry: list[tuple[Any, ...]] = []
@@ -77,11 +86,24 @@ class Writer:
             self._wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Commit everything queued so far; return whether that happened within ``timeout``."""
+        """Commit everything queued so far; return whether that happened within ``timeout``.
+
+        Once the writer has stopped (after :meth:`close`) it returns at once: ``True`` when
+        nothing is pending, ``False`` when operations were queued after it stopped.
+        """
+        if not self._thread.is_alive():
+            return not self.queue and not self._retry
         done = threading.Event()
         self.queue.append((FLUSH, done))
         self._wake.set()
-        return done.wait(timeout)
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        # watch the thread too: once close() has stopped it, nothing would ever set ``done``
+        while not done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._thread.is_alive():
+                break
+            done.wait(min(left, _POLL_S))
+        return done.is_set()
 
     def close(self, status: str, timeout: float | None = None) -> None:
         """Commit everything, set the run's final ``status``, and stop the thread.
@@ -113,7 +135,7 @@ class Writer:
             self._wake.clear()
             batch = self._retry + self._drain()
             self._retry = []
-            due = now_ms() - self._last_heartbeat >= HEARTBEAT_S * 1000
+            due = now_ms() - self._last_heartbeat >= self._heartbeat_ms
             if batch or due:
                 try:
                     self._commit(batch)
@@ -170,7 +192,7 @@ class Writer:
         if code == SERIES:
             _, token, name = op
             row = dict(run_id=self._run_id, stage_id=self._stage_id, metric_id=self._metric_id(conn, name))
-            self._series[token] = int(conn.execute(insert(series).values(row)).inserted_primary_key[0])
+            self._series[token] = inserted_id(conn.execute(insert(series).values(row)))
         elif code == DELETE:
             conn.execute(update(series).where(series.c.id == self._series[op[1]]).values(deleted=True))
         elif code == STAGE:
@@ -179,7 +201,7 @@ class Writer:
             if new_stage:
                 self._stage += 1
                 result = conn.execute(insert(stages).values(run_id=self._run_id, idx=self._stage, started_at=now_ms()))
-                self._stage_id = int(result.inserted_primary_key[0])
+                self._stage_id = inserted_id(result)
                 values["current_stage"] = self._stage
             conn.execute(update(runs).where(run).values(values))
         elif code == EPOCH:
@@ -192,6 +214,8 @@ class Writer:
                 run_id=self._run_id, stage_id=self._stage_id, epoch=epoch, kind=kind,
                 recorded_at=at, payload=payload,
             ))
+        elif code == CONFIG:
+            conn.execute(insert(configs).values(run_id=self._run_id, stage_id=self._stage_id, **op[1]))
         elif code == END:
             conn.execute(update(runs).where(run).values(status=op[1], ended_at=now_ms()))
 

@@ -5,7 +5,7 @@ recreate them with the same columns, plus new ones at the end at most.
 
 Timestamps are stored as integer milliseconds (UTC) and rendered here: ISO 8601 text ending in
 ``Z`` on SQLite, ``timestamptz`` on PostgreSQL. A run whose status is ``running`` but whose
-heartbeat is older than 60 s reads as ``crashed``.
+heartbeat is older than its ``stale_after_ms`` (60 s by default) reads as ``crashed``.
 
 Revision ID: 0002
 Revises: 0001
@@ -21,8 +21,6 @@ revision: str = "0002"
 down_revision: Union[str, None] = "0001"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
-
-STALE_HEARTBEAT_MS = 60_000
 
 _TIME = {
     "sqlite": "strftime('%Y-%m-%dT%H:%M:%fZ', {0} / 1000.0, 'unixepoch')",
@@ -57,7 +55,7 @@ def _views(dialect: str) -> dict[str, str]:
         "v_runs": f"""
             SELECT r.id AS run_id, r.uuid AS run_uuid, e.name AS experiment, r.name AS run_name,
                    CASE WHEN r.status = 'running'
-                         AND COALESCE(r.heartbeat_at, r.created_at) < {_NOW_MS[dialect]} - {STALE_HEARTBEAT_MS}
+                         AND COALESCE(r.heartbeat_at, r.created_at) < {_NOW_MS[dialect]} - r.stale_after_ms
                         THEN 'crashed' ELSE r.status END AS status,
                    {t('r.created_at')} AS created_at, {t('r.ended_at')} AS ended_at,
                    r.current_epoch AS current_epoch,

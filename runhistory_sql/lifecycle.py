@@ -1,0 +1,85 @@
+"""How a process's runs end: ``finished``, ``failed``, or (with no word at all) ``crashed``.
+
+pytorch-accelerated has no error hook: an exception leaves ``train()`` without a callback, and
+``TerminateOnNaNCallback`` calls ``sys.exit``. So, once the first writing ``SQLRunHistory`` opens,
+this module wraps ``sys.excepthook`` (uncaught exceptions) and ``sys.exit`` (to learn the exit
+code, which ``atexit`` cannot see), and closes every open history at exit with the right status.
+A process killed without a word leaves its run ``running`` with a heartbeat that goes stale, and
+the views read it as ``crashed``.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import traceback
+import weakref
+from types import TracebackType
+from typing import Any, Protocol
+
+log = logging.getLogger("runhistory_sql")
+
+
+class Closable(Protocol):
+    def close_at_exit(self, exit_code: Any, error: BaseException | None) -> None: ...
+
+
+_open: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_installed = False
+_exit_code: Any = None
+_error: BaseException | None = None
+
+
+def register(history: Closable) -> None:
+    """Close ``history`` with the right status when the process ends."""
+    _install()
+    _open.add(history)
+
+
+def unregister(history: Closable) -> None:
+    _open.discard(history)
+
+
+def open_histories() -> list[Any]:
+    return list(_open)
+
+
+def describe(error: BaseException) -> dict[str, Any]:
+    """The payload of an ``exception`` event: type, message and the last lines of the traceback."""
+    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    return {
+        "type": f"{type(error).__module__}.{type(error).__qualname__}",
+        "message": str(error),
+        "traceback": "".join(lines[-6:]),
+    }
+
+
+def _install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    previous_hook, previous_exit = sys.excepthook, sys.exit
+
+    def excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        global _error
+        _error = error
+        _close_all()
+        previous_hook(kind, error, tb)
+
+    def exit(code: Any = None) -> None:  # noqa: A001 - stands in for sys.exit
+        global _exit_code
+        _exit_code = code
+        previous_exit(code)
+
+    sys.excepthook = excepthook
+    sys.exit = exit  # type: ignore[assignment]
+    atexit.register(_close_all)
+
+
+def _close_all() -> None:
+    for history in list(_open):
+        try:
+            history.close_at_exit(_exit_code, _error)
+        except Exception as e:  # noqa: BLE001 - at exit, report and go on with the others
+            log.error("runhistory-sql: could not close %r: %s", history, e)
