@@ -202,6 +202,8 @@ class SQLRunHistory(RunHistory):
             self._truncate(name, epoch)
         self._epoch = epoch
         self._put((w.REWIND, epoch, now_ms()))
+        # rare (once per resume): commit now, so no superseded point lingers in v_metrics
+        self.flush(EPOCH_COMMIT_TIMEOUT_S)
 
     def _truncate(self, name: str, epoch: int) -> None:
         marks = self._marks[name]
