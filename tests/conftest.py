@@ -1,6 +1,7 @@
 """Tiny fixtures shared by the tests: a real SQLite file per test, and a small real model."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -31,3 +32,45 @@ def engine(db_url: str) -> Iterator[Engine]:
 def _no_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # a developer's own $RUNHISTORY_SQL_URL must never leak into a test
     monkeypatch.delenv("RUNHISTORY_SQL_URL", raising=False)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+from pg_server import REQUIRE_VAR, PostgresServer, find_binaries  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session (skips, or fails in CI, without one)."""
+    bin_dir = find_binaries()
+    missing = None
+    if bin_dir is None:
+        missing = "PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's postgresql"
+    else:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            missing = "psycopg is not installed; pip install 'runhistory-sql[postgres]'"
+    if missing:
+        if os.environ.get(REQUIRE_VAR):
+            pytest.fail(f"{missing} ({REQUIRE_VAR} is set, so Postgres tests must run)")
+        pytest.skip(missing)
+    server = PostgresServer.start(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, db_url: str) -> str:
+    """The database of a storage or integration test: a SQLite file, then a real Postgres."""
+    if request.param == "sqlite":
+        return db_url
+    return str(request.getfixturevalue("pg_url"))
