@@ -101,6 +101,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (resolved as :func:`resolve_url` says), checked and tuned.
 
     SQLite gets WAL journaling, ``synchronous=NORMAL``, a busy timeout and foreign keys.
+    PostgreSQL (``postgresql://`` means psycopg 3) gets a pool of at most 2 connections with
+    pre-ping, and a 10 s connect timeout.
 
     :param url: the database URL, or ``None`` for the environment variable or default
     :param kwargs: passed on to :func:`sqlalchemy.create_engine`
@@ -115,7 +117,16 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
     else:
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, our extra
+        # A training process holds at most 2 connections (the writer's, and one for reads at
+        # start-up), so hundreds of jobs cannot exhaust the server; dead ones are replaced.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 1)
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_recycle", 1800)
+        if parsed.get_backend_name() == "postgresql":
+            kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
     try:
         engine = create_engine(parsed, **kwargs)
     except NoSuchModuleError as e:

@@ -11,19 +11,24 @@ import json
 import logging
 import os
 import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 from pytorch_accelerated.tracking import RunHistory
 from sqlalchemy import Engine
 
 from . import lifecycle
-from . import writer as w
+from . import apply as w
+from .apply import Cursor
+from .writer import Writer
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
+from .errors import RunHistorySQLError
 from .migrate import ensure_schema
 from .rank import world_process_index
 from .runs import RESUME_MODES, RunState, open_run
-from .snapshot import config_row
+from .snapshot import config_row, jsonable
 from .values import encode
 
 log = logging.getLogger("runhistory_sql")
@@ -80,21 +85,19 @@ class SQLRunHistory(RunHistory):
             self._engine.dispose()
             raise
         self._adopt(state)
-        self._writer: w.Writer | None = None
+        self._closed = False
+        self._in_run = False
+        self.spill_path: Path | None = None
+        self._writer: Writer | None = None
         if self._is_writer and state.run_id is not None:
             tokens = {self._tokens[name]: series_id for name, (series_id, _, _) in state.series.items()}
-            self._writer = w.Writer(
-                self._engine, state.run_id, stage=(state.stage, state.stage_id or 0),
-                rewinds=state.rewinds, series_ids=tokens, interval=flush_interval,
-                heartbeat=heartbeat_interval,
-            )
+            cursor = Cursor(state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens)
+            self._writer = Writer(self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval)
             if state.resumed:
                 self.log_event(
                     "resumed", host=socket.gethostname(), pid=os.getpid(), from_epoch=state.epoch,
                     stage=state.stage, previous_status=state.previous_status,
                 )
-        self._closed = False
-        self._in_run = False
         lifecycle.register(self)
 
     def _adopt(self, state: RunState) -> None:
@@ -137,6 +140,7 @@ class SQLRunHistory(RunHistory):
         self._prefix = prefix
 
     def update_metric(self, metric_name: str, metric_value: Any) -> None:
+        self._check_open()
         if type(metric_name) is not str:
             raise TypeError(
                 f"A metric name must be a str, not {type(metric_name).__qualname__} ({metric_name!r})."
@@ -164,6 +168,7 @@ class SQLRunHistory(RunHistory):
         return values
 
     def delete_metric(self, metric_name: str) -> None:
+        self._check_open()
         if metric_name not in self._values:
             raise KeyError(metric_name)
         del self._values[metric_name], self._marks[metric_name]
@@ -175,16 +180,18 @@ class SQLRunHistory(RunHistory):
         Nothing stored is removed. A stage with no metrics and no config yet is reused rather
         than leaving an empty stage behind (the trainer resets at the start of every run).
         """
-        self._put((w.STAGE, self._stage_used))
+        self._check_open()
+        self._put((w.STAGE, self._stage_used, now_ms()))
         self._epoch, self._stage_used = 1, False
         self._values, self._marks, self._tokens = {}, {}, {}
 
     def _increment_epoch(self) -> None:
         """Move to the next epoch; on world-process-zero, return once the epoch is committed."""
+        self._check_open()
         self._epoch += 1
         if self._writer is not None:
             self._writer.put((w.EPOCH, self._epoch))
-            if not self._writer.flush(EPOCH_COMMIT_TIMEOUT_S):
+            if not self._writer.flush(EPOCH_COMMIT_TIMEOUT_S, give_up_on_error=True):
                 log.warning(
                     "runhistory-sql: epoch %d is not committed yet (%s); training goes on and "
                     "the points stay queued.", self._epoch - 1, self._writer.last_error,
@@ -196,6 +203,7 @@ class SQLRunHistory(RunHistory):
         Points of the current stage recorded at ``epoch`` or later are superseded: dropped from
         the mirror and from ``v_metrics``, kept in the table (the trainer re-runs that epoch).
         """
+        self._check_open()
         if type(epoch) is not int or epoch < 0:
             raise ValueError(f"The epoch must be a non-negative int, not {epoch!r}.")
         for name in list(self._values):
@@ -225,10 +233,14 @@ class SQLRunHistory(RunHistory):
         """
         if not isinstance(kind, str) or not kind:
             raise TypeError(f"An event kind must be a non-empty str, not {kind!r}.")
+        self._check_open()
         try:
-            body = json.dumps(payload, ensure_ascii=False, default=str)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"The payload of event {kind!r} cannot be stored as JSON: {e}") from e
+            body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=str)
+        except ValueError as e:
+            if "Circular" in str(e):
+                raise TypeError(f"The payload of event {kind!r} cannot be stored as JSON: {e}") from e
+            # NaN and infinities are not JSON: store them as the strings "NaN", "Infinity"
+            body = json.dumps(jsonable(payload), ensure_ascii=False, allow_nan=False, default=str)
         self._put((w.EVENT, kind, self._epoch, now_ms(), body))
 
     def record_config(self, kind: str, fields: dict[str, Any]) -> None:
@@ -237,6 +249,7 @@ class SQLRunHistory(RunHistory):
         :param kind: ``"train"`` or ``"evaluate"``
         :param fields: field name -> JSON-safe value, e.g. from ``snapshot.dataclass_fields``
         """
+        self._check_open()
         if kind not in ("train", "evaluate"):
             raise ValueError(f"kind must be 'train' or 'evaluate', not {kind!r}.")
         self._stage_used = True
@@ -245,6 +258,13 @@ class SQLRunHistory(RunHistory):
     def set_in_run(self, in_run: bool) -> None:
         """Say whether a ``train()``/``evaluate()`` is in progress (an exit meanwhile is a failure)."""
         self._in_run = in_run
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RunHistorySQLError(
+                f"{self!r} is closed: nothing more can be recorded. Open a new one with "
+                "resume='allow' to continue the run."
+            )
 
     def _put(self, op: tuple[Any, ...]) -> None:
         if self._writer is not None:
@@ -269,22 +289,30 @@ class SQLRunHistory(RunHistory):
         """Commit everything recorded so far; return whether it happened within ``timeout``."""
         return self._writer.flush(timeout) if self._writer is not None else True
 
-    def close(self, status: str = "finished", *, timeout: float | None = CLOSE_TIMEOUT_S) -> None:
+    def close(self, status: str = "finished", *, timeout: float | None = CLOSE_TIMEOUT_S) -> Path | None:
         """Commit everything pending, mark the run ``status`` and release the database.
+
+        If the database cannot take the pending operations within ``timeout``, they are saved
+        to a spill file (JSON lines) whose path is logged and returned; load it later with
+        ``runhistory-sql import-spill FILE``. Nothing is lost.
 
         :param status: ``"finished"`` or ``"failed"``
         :param timeout: how long to wait for the database, in seconds (``None``: for ever)
-        :raises WriteError: pending points could not be committed within ``timeout``
+        :return: ``None``, or the path of the spill file
         """
         if self._closed:
-            return
+            return self.spill_path
         self._closed = True
         lifecycle.unregister(self)
         try:
             if self._writer is not None:
-                self._writer.close(status, timeout)
+                self.spill_path = self._writer.close(status, timeout)
         finally:
             self._engine.dispose()
+        if self.spill_path is not None:
+            print(f"runhistory-sql: the database was unreachable; pending points saved to {self.spill_path}. "
+                  f"Load them with: runhistory-sql import-spill {self.spill_path}", file=sys.stderr)
+        return self.spill_path
 
     def close_at_exit(self, exit_code: Any, error: BaseException | None) -> None:
         """Close at the end of the process: ``failed`` after an uncaught exception, a non-zero

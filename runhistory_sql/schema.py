@@ -56,6 +56,8 @@ runs = Table(
     Column("heartbeat_at", BigInteger),
     # a running run whose heartbeat is older than this reads as crashed (each run states its own)
     Column("stale_after_ms", Integer, nullable=False, server_default="60000"),
+    # the id of the last batch its writer committed: a retry whose COMMIT went unanswered checks it
+    Column("last_batch", BigInteger),
     Column("current_stage", Integer, nullable=False),
     Column("current_epoch", Integer, nullable=False),
     Column("rewinds", Integer, nullable=False, server_default="0"),

@@ -20,6 +20,7 @@ from pytorch_accelerated.tracking import InMemoryRunHistory, RunHistory
 from helpers import dump, rows
 from runhistory_sql import (
     DatabaseURLError,
+    RunHistorySQLError,
     RunExistsError,
     RunInUseError,
     RunNotFoundError,
@@ -50,11 +51,11 @@ def as_stored(value: Any) -> Any:
 
 
 def stored_data(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """``helpers.dump`` without ``runs.heartbeat_at``, which every commit refreshes."""
+    """``helpers.dump`` without ``runs.heartbeat_at`` and ``runs.last_batch``, which every commit refreshes."""
     data = dump(db_path)
     columns = [column for _, column, *_ in rows(db_path, "PRAGMA table_info(runs)")]
-    at = columns.index("heartbeat_at")
-    data["runs"] = [row[:at] + row[at + 1:] for row in data["runs"]]
+    keep = [i for i, column in enumerate(columns) if column not in ("heartbeat_at", "last_batch")]
+    data["runs"] = [tuple(row[i] for i in keep) for row in data["runs"]]
     return data
 
 
@@ -798,10 +799,12 @@ def test_flush_after_close_returns_at_once(history):
     history.close()  # a second close is harmless
 
 
-def test_flush_reports_points_recorded_after_close_as_not_stored(history, db_path):
+def test_points_recorded_after_close_are_refused_not_lost_silently(history, db_path):
     history.close()
 
-    history.update_metric("loss", 1.0)
+    with pytest.raises(RunHistorySQLError, match="is closed"):
+        history.update_metric("loss", 1.0)
 
-    assert history.flush(timeout=5) is False
+    assert history.get_metric_names() == set()
+    assert history.flush(timeout=5) is True
     assert metric_rows(db_path) == []

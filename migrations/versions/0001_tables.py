@@ -42,6 +42,7 @@ def upgrade() -> None:
     sa.Column('ended_at', sa.BigInteger(), nullable=True),
     sa.Column('heartbeat_at', sa.BigInteger(), nullable=True),
     sa.Column('stale_after_ms', sa.Integer(), server_default='60000', nullable=False),
+    sa.Column('last_batch', sa.BigInteger(), nullable=True),
     sa.Column('current_stage', sa.Integer(), nullable=False),
     sa.Column('current_epoch', sa.Integer(), nullable=False),
     sa.Column('rewinds', sa.Integer(), server_default='0', nullable=False),

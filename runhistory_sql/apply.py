@@ -1,0 +1,141 @@
+"""Applying queued operations of one run to the database, inside the caller's transaction.
+
+Used by the background writer and by ``import-spill``. Each operation is a tuple whose first
+element is its code; everything the batch learns (new series, stages, metric ids) goes into a
+copy of the :class:`Cursor`, which the caller keeps only once the transaction has committed.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .clock import now_ms
+from .runs import inserted_id
+from .schema import configs, events, metrics, points, runs, series, stages
+
+# Operation codes: the first element of every queued tuple.
+POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END = range(10)
+
+Op = tuple[Any, ...]
+_POINT_COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at"
+
+
+@dataclass
+class Cursor:
+    """Where a run's writes go: its id, current stage, rewind count, and known ids."""
+
+    run_id: int
+    stage: int
+    stage_id: int
+    rewinds: int
+    #: the history's series tokens -> series ids
+    series: dict[int, int] = field(default_factory=dict)
+    metric_ids: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "stage": self.stage, "stage_id": self.stage_id,
+                "rewinds": self.rewinds, "series": {str(k): v for k, v in self.series.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Cursor":
+        series_ids = {int(k): int(v) for k, v in data["series"].items()}
+        return cls(data["run_id"], data["stage"], data["stage_id"], data["rewinds"], series_ids)
+
+
+def _point_sql(paramstyle: str) -> str:
+    marks = ", ".join(["?"] * 8 if paramstyle == "qmark" else ["%s"] * 8)
+    return f"INSERT INTO points ({_POINT_COLUMNS}) VALUES ({marks})"
+
+
+def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int) -> Cursor:
+    """Apply ``batch`` in order and stamp the run with ``batch_id``; return the cursor after it.
+
+    The stamp (``runs.last_batch``) lets a writer whose COMMIT went unanswered find out whether
+    the batch landed, so that a retry never doubles it.
+    """
+    after = copy.deepcopy(cursor)
+    rows: list[Op] = []
+    sql = _point_sql(conn.dialect.paramstyle)
+    for op in batch:
+        if op[0] == POINT:
+            _, token, seq, epoch, value, special, value_json, at = op
+            rows.append((after.series[token], 0, seq, epoch, value, special, value_json, at))
+            continue
+        if rows:
+            conn.exec_driver_sql(sql, rows)
+            rows = []
+        if op[0] != FLUSH:
+            _apply_one(conn, after, op)
+    if rows:
+        conn.exec_driver_sql(sql, rows)
+    conn.execute(update(runs).where(runs.c.id == after.run_id).values(heartbeat_at=now_ms(), last_batch=batch_id))
+    return after
+
+
+def batch_landed(conn: Connection, run_id: int, batch_id: int) -> bool:
+    """Whether the batch stamped ``batch_id`` was committed (see :func:`apply_batch`)."""
+    return conn.execute(select(runs.c.last_batch).where(runs.c.id == run_id)).scalar() == batch_id
+
+
+def _apply_one(conn: Connection, cur: Cursor, op: Op) -> None:
+    code, run = op[0], runs.c.id == cur.run_id
+    if code == SERIES:
+        _, token, name = op
+        row = dict(run_id=cur.run_id, stage_id=cur.stage_id, metric_id=_metric_id(conn, cur, name))
+        cur.series[token] = inserted_id(conn.execute(insert(series).values(row)))
+    elif code == DELETE:
+        conn.execute(update(series).where(series.c.id == cur.series[op[1]]).values(deleted=True))
+    elif code == STAGE:
+        values: dict[str, Any] = {"current_epoch": 1}
+        if op[1]:  # a new stage (else the current one, still empty, is reused)
+            cur.stage += 1
+            result = conn.execute(insert(stages).values(run_id=cur.run_id, idx=cur.stage, started_at=op[2]))
+            cur.stage_id = inserted_id(result)
+            values["current_stage"] = cur.stage
+        conn.execute(update(runs).where(run).values(values))
+    elif code == EPOCH:
+        conn.execute(update(runs).where(run).values(current_epoch=op[1]))
+    elif code == REWIND:
+        _rewind(conn, cur, op[1], op[2])
+    elif code == EVENT:
+        _, kind, epoch, at, payload = op
+        _event(conn, cur, kind, epoch, at, payload)
+    elif code == CONFIG:
+        conn.execute(insert(configs).values(run_id=cur.run_id, stage_id=cur.stage_id, **op[1]))
+    elif code == END:
+        conn.execute(update(runs).where(run).values(status=op[1], ended_at=op[2]))
+
+
+def _event(conn: Connection, cur: Cursor, kind: str, epoch: int, at: int, payload: str) -> None:
+    conn.execute(insert(events).values(
+        run_id=cur.run_id, stage_id=cur.stage_id, epoch=epoch, kind=kind, recorded_at=at, payload=payload,
+    ))
+
+
+def _rewind(conn: Connection, cur: Cursor, to_epoch: int, at: int) -> None:
+    cur.rewinds += 1
+    in_stage = select(series.c.id).where(series.c.stage_id == cur.stage_id)
+    superseded = conn.execute(
+        update(points)
+        .where(points.c.rev == 0, points.c.epoch >= to_epoch, points.c.series_id.in_(in_stage))
+        .values(rev=cur.rewinds)
+    ).rowcount
+    conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds, current_epoch=to_epoch))
+    payload = {"to_epoch": to_epoch, "superseded_points": superseded, "rev": cur.rewinds}
+    _event(conn, cur, "rewind", to_epoch, at, json.dumps(payload))
+
+
+def _metric_id(conn: Connection, cur: Cursor, name: str) -> int:
+    found = cur.metric_ids.get(name)
+    if found is None:
+        upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(upsert(metrics).values(name=name).on_conflict_do_nothing())
+        found = conn.execute(select(metrics.c.id).where(metrics.c.name == name)).scalar_one()
+        cur.metric_ids[name] = found
+    return found
