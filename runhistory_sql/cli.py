@@ -5,6 +5,7 @@ Library errors become one-line messages (``click.ClickException``), never traceb
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import migrate
-from .engine import mask, make_engine, resolve_url
+from .engine import ENV_VAR, mask, make_engine, resolve_url
 from .errors import RunHistorySQLError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,6 +148,27 @@ def demo(url: str | None, experiment: str, run_name: str | None, epochs: int) ->
 
     result = run_demo(url, experiment=experiment, run_name=run_name, num_epochs=epochs)
     _print_demo(result.url, result.run_name, result.epochs, experiment)
+
+
+@main.command("import-spill")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", default=None, help="Database URL (default: $RUNHISTORY_SQL_URL, else the URL in the file).")
+@_one_line_errors
+def import_spill(file: str, url: str | None) -> None:
+    """Load a spill file: points a run could not commit before its process ended.
+
+    Each file is applied once; a batch that did land before the process gave up is skipped.
+
+    \b
+    Example:
+        runhistory-sql import-spill runhistory-spill-3-20261130T101500-4242.jsonl
+    """
+    from . import spill
+
+    target = url or os.environ.get(ENV_VAR) or spill.read_header(file)["url"]
+    with _Engine(target) as engine:
+        count = spill.import_file(engine, file)
+    click.echo(f"Imported {count} operations from {file} into {mask(target)}.")
 
 
 DEMO_SQL = """SELECT epoch,

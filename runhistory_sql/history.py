@@ -194,7 +194,7 @@ class SQLRunHistory(RunHistory):
             if not self._writer.flush(EPOCH_COMMIT_TIMEOUT_S, give_up_on_error=True):
                 log.warning(
                     "runhistory-sql: epoch %d is not committed yet (%s); training goes on and "
-                    "the points stay queued.", self._epoch - 1, self._writer.last_error,
+                    "the points stay queued.", self._epoch - 1, self._writer.last_error_text,
                 )
 
     def _set_epoch(self, epoch: int) -> None:

@@ -109,12 +109,15 @@ class Writer:
             attempted=self._attempted,
         )
         log.error(
-            "runhistory-sql: %s is unreachable (%s); %d pending operations were saved to %s. "
-            "Load them later with: runhistory-sql import-spill %s",
-            mask(self._engine.url), self._error, len(pending) + len(self.queue), self.spill_path,
-            self.spill_path,
+            "runhistory-sql: %s is unreachable (%s); its pending operations were saved to %s",
+            mask(self._engine.url), brief(self._error), self.spill_path,
         )
         return self.spill_path
+
+    @property
+    def last_error_text(self) -> str:
+        """The first line of the last commit error, for one-line messages."""
+        return brief(self._error)
 
     @property
     def last_error(self) -> BaseException | None:
@@ -140,7 +143,7 @@ class Writer:
                 self._commit(batch, batch_id, retrying)
             except Exception as e:  # noqa: BLE001 - any failure is retried; nothing dropped
                 if self._error is None:
-                    log.warning("runhistory-sql: commit failed, will retry: %s", e)
+                    log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
                 self._error, self._retry = e, (batch, batch_id)
                 backoff = min(max(backoff * 2, 0.25), 5.0)
                 continue
@@ -168,3 +171,8 @@ class Writer:
         for op in batch:
             if op[0] == FLUSH:
                 op[1].set()
+
+
+def brief(error: BaseException | None) -> str:
+    """The first line of an error's message (SQLAlchemy's run to several)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0] if error is not None else ""
