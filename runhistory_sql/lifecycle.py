@@ -6,12 +6,18 @@ this module wraps ``sys.excepthook`` (uncaught exceptions) and ``sys.exit`` (to 
 code, which ``atexit`` cannot see), and closes every open history at exit with the right status.
 A process killed without a word leaves its run ``running`` with a heartbeat that goes stale, and
 the views read it as ``crashed``.
+
+Limits: only ``sys.exit`` called in the main thread sets the exit code (elsewhere it ends just
+that thread); a ``raise SystemExit(code)`` or the interactive ``exit()`` are not seen (the run
+ends ``finished``, or ``failed`` if a training run was in progress); and a ``sys.exit`` whose
+``SystemExit`` is caught and the program goes on still counts at exit.
 """
 from __future__ import annotations
 
 import atexit
 import logging
 import sys
+import threading
 import traceback
 import weakref
 from types import TracebackType
@@ -69,7 +75,9 @@ def _install() -> None:
 
     def exit(code: Any = None) -> None:  # noqa: A001 - stands in for sys.exit
         global _exit_code
-        _exit_code = code
+        # in any other thread sys.exit ends that thread only, never the process
+        if threading.current_thread() is threading.main_thread():
+            _exit_code = code
         previous_exit(code)
 
     sys.excepthook = excepthook

@@ -33,8 +33,9 @@ def jsonable(obj: Any, _depth: int = 0) -> Any:
 
     Numbers, strings and ``None`` pass through (non-finite floats become the strings ``"NaN"``,
     ``"Infinity"``, ``"-Infinity"``, which strict JSON allows); containers are converted
-    recursively; tensors and numpy values become plain values or lists; functions and classes
-    become their qualified names; anything else (samplers, generators, datasets) its type name.
+    recursively (sets to sorted lists); tensors and numpy values become plain values or lists;
+    torch dtypes and devices their names; functions and classes their qualified names; anything
+    else (samplers, generators, datasets) its type name.
     """
     try:
         return _convert(obj, _depth)
@@ -53,9 +54,14 @@ def _convert(obj: Any, depth: int) -> Any:
         return {str(k): jsonable(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v, depth + 1) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        items = [jsonable(v, depth + 1) for v in obj]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
     module = type(obj).__module__
     if (module.startswith("torch") or module.startswith("numpy")) and hasattr(obj, "tolist") and hasattr(obj, "dtype"):
         return jsonable(obj.tolist(), depth + 1)
+    if module == "torch" and type(obj).__name__ in ("dtype", "device"):
+        return str(obj)  # "torch.float32", "cuda:0": the type alone would say nothing
     if inspect.isroutine(obj) or inspect.isclass(obj) or isinstance(obj, functools.partial):
         return qualified_name(getattr(obj, "func", obj))
     return type_name(obj)
@@ -70,10 +76,11 @@ def config_row(fields: dict[str, Any]) -> dict[str, Any]:
     """Turn JSON-safe ``TrainerRunConfig`` fields into a ``configs`` row, column by column.
 
     Each value is coerced to its column's type or stored as ``None``, so that a strange value can
-    never make the writer's insert fail; dicts (the dataloader kwargs) become JSON text. Fields the
-    table has no column for are left out.
+    never make the writer's insert fail (an int beyond the column's range would fail it on every
+    retry, holding back every point after it); dicts (the dataloader kwargs) become JSON text.
+    Fields the table has no column for are left out.
     """
-    from sqlalchemy import Boolean, Float, Integer
+    from sqlalchemy import BigInteger, Boolean, Float, Integer
 
     from .schema import configs
 
@@ -85,7 +92,10 @@ def config_row(fields: dict[str, Any]) -> dict[str, Any]:
         if isinstance(column.type, Boolean):
             row[name] = value if isinstance(value, bool) else None
         elif isinstance(column.type, Integer):
-            row[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
+            # INTEGER is 32-bit on PostgreSQL, BIGINT 64-bit everywhere
+            limit = 2**63 if isinstance(column.type, BigInteger) else 2**31
+            fits = isinstance(value, int) and not isinstance(value, bool) and -limit <= value < limit
+            row[name] = value if fits else None
         elif isinstance(column.type, Float):
             row[name] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         else:
