@@ -159,6 +159,7 @@ class SQLRunHistory(RunHistory):
             self._writer.put((w.POINT, self._tokens[name], seq, self._epoch, value, special, value_json, now_ms()))
 
     def _start_series(self, name: str) -> list[Any]:
+        _check_no_nul("metric name", name)  # once per name and stage: not on the hot path
         values: list[Any] = []
         self._values[name] = values
         self._marks.setdefault(name, [])
@@ -233,6 +234,7 @@ class SQLRunHistory(RunHistory):
         """
         if not isinstance(kind, str) or not kind:
             raise TypeError(f"An event kind must be a non-empty str, not {kind!r}.")
+        _check_no_nul("event kind", kind)
         self._check_open()
         try:
             body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=str)
@@ -339,6 +341,11 @@ class SQLRunHistory(RunHistory):
         return f"SQLRunHistory({self.url!r}, experiment={self.experiment!r}, run_name={self.run_name!r})"
 
 
+def _check_no_nul(what: str, text: str) -> None:
+    if "\x00" in text:
+        raise ValueError(f"A {what} cannot contain a NUL character (PostgreSQL cannot store it): {text!r}.")
+
+
 def _check_arguments(
     experiment: Any, run_name: Any, resume: Any, tags: Any, flush_interval: Any, heartbeat: Any,
 ) -> None:
@@ -346,6 +353,8 @@ def _check_arguments(
         raise TypeError(f"experiment must be a non-empty str, not {experiment!r}.")
     if run_name is not None and (not isinstance(run_name, str) or not run_name):
         raise TypeError(f"run_name must be a non-empty str or None, not {run_name!r}.")
+    for what, text in (("experiment", experiment), ("run_name", run_name or "")):
+        _check_no_nul(what, text)
     if resume not in RESUME_MODES:
         raise ValueError(f"resume must be one of {', '.join(map(repr, RESUME_MODES))}, not {resume!r}.")
     if tags is not None:
