@@ -11,11 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .clock import now_ms
+from .values import encode_float
 from .runs import inserted_id
 from .schema import configs, events, metrics, points, runs, series, stages
 
@@ -37,15 +38,19 @@ class Cursor:
     #: the history's series tokens -> series ids
     series: dict[int, int] = field(default_factory=dict)
     metric_ids: dict[str, int] = field(default_factory=dict)
+    #: series id -> [effective points, min, max] of its numeric values, kept in ``series``
+    stats: dict[int, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "stage": self.stage, "stage_id": self.stage_id,
-                "rewinds": self.rewinds, "series": {str(k): v for k, v in self.series.items()}}
+                "rewinds": self.rewinds, "series": {str(k): v for k, v in self.series.items()},
+                "stats": {str(k): v for k, v in self.stats.items()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Cursor":
         series_ids = {int(k): int(v) for k, v in data["series"].items()}
-        return cls(data["run_id"], data["stage"], data["stage_id"], data["rewinds"], series_ids)
+        stats = {int(k): list(v) for k, v in data.get("stats", {}).items()}
+        return cls(data["run_id"], data["stage"], data["stage_id"], data["rewinds"], series_ids, stats=stats)
 
 
 def _point_sql(paramstyle: str) -> str:
@@ -62,20 +67,54 @@ def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int
     after = copy.deepcopy(cursor)
     rows: list[Op] = []
     sql = _point_sql(conn.dialect.paramstyle)
+    touched: set[int] = set()
     for op in batch:
         if op[0] == POINT:
-            _, token, seq, epoch, value, special, value_json, at = op
-            rows.append((after.series[token], 0, seq, epoch, value, special, value_json, at))
+            rows.append(_point_row(after, op))
             continue
         if rows:
-            conn.exec_driver_sql(sql, rows)
+            _insert_points(conn, sql, rows, after, touched)
             rows = []
         if op[0] != FLUSH:
             _apply_one(conn, after, op)
     if rows:
-        conn.exec_driver_sql(sql, rows)
+        _insert_points(conn, sql, rows, after, touched)
+    _save_stats(conn, after, touched)
     conn.execute(update(runs).where(runs.c.id == after.run_id).values(heartbeat_at=now_ms(), last_batch=batch_id))
     return after
+
+
+def _point_row(cur: Cursor, op: Op) -> tuple[Any, ...]:
+    """The ``points`` row of a queued point: (token, seq, epoch, float or encoded, time in s)."""
+    _, token, seq, epoch, stored, at = op
+    if type(stored) is float:
+        value, special, value_json = encode_float(stored)
+    else:
+        value, special, value_json = stored
+    return (cur.series[token], 0, seq, epoch, value, special, value_json, int(at * 1000))
+
+
+def _insert_points(conn: Connection, sql: str, rows: list[tuple[Any, ...]], cur: Cursor, touched: set[int]) -> None:
+    conn.exec_driver_sql(sql, rows)
+    stats = cur.stats
+    for row in rows:  # per-series summaries, so best-of-run queries need not scan the points
+        series_id, value = row[0], row[4]
+        entry = stats.get(series_id)
+        if entry is None:
+            entry = stats[series_id] = [0, None, None]
+        entry[0] += 1
+        if value is not None:  # a number (NaN and JSON values are stored with value NULL)
+            if entry[1] is None or value < entry[1]:
+                entry[1] = value
+            if entry[2] is None or value > entry[2]:
+                entry[2] = value
+        touched.add(series_id)
+
+
+def _save_stats(conn: Connection, cur: Cursor, touched: set[int]) -> None:
+    for series_id in touched:
+        n, low, high = cur.stats[series_id]
+        conn.execute(update(series).where(series.c.id == series_id).values(n_points=n, min_value=low, max_value=high))
 
 
 def batch_landed(conn: Connection, run_id: int, batch_id: int) -> bool:
@@ -127,8 +166,22 @@ def _rewind(conn: Connection, cur: Cursor, to_epoch: int, at: int) -> None:
         .values(rev=cur.rewinds)
     ).rowcount
     conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds, current_epoch=to_epoch))
+    _recount(conn, cur)
     payload = {"to_epoch": to_epoch, "superseded_points": superseded, "rev": cur.rewinds}
     _event(conn, cur, "rewind", to_epoch, at, json.dumps(payload))
+
+
+def _recount(conn: Connection, cur: Cursor) -> None:
+    """Recompute the summaries of the current stage's series from their effective points."""
+    query = (
+        select(series.c.id, func.count(points.c.seq), func.min(points.c.value), func.max(points.c.value))
+        .select_from(series.outerjoin(points, and_(points.c.series_id == series.c.id, points.c.rev == 0)))
+        .where(series.c.stage_id == cur.stage_id)
+        .group_by(series.c.id)
+    )
+    for series_id, n, low, high in conn.execute(query).all():
+        cur.stats[series_id] = [n, low, high]
+        conn.execute(update(series).where(series.c.id == series_id).values(n_points=n, min_value=low, max_value=high))
 
 
 def _metric_id(conn: Connection, cur: Cursor, name: str) -> int:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .writer import Writer
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
 from .errors import RunHistorySQLError
-from .migrate import ensure_schema
+from .migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
 from .runs import RESUME_MODES, RunState, open_run
 from .snapshot import config_row, jsonable
@@ -33,6 +34,7 @@ from .values import encode
 
 log = logging.getLogger("runhistory_sql")
 _tokens = itertools.count(1)
+_time = time.time
 #: How long ``_increment_epoch`` waits for the epoch's points to be committed.
 EPOCH_COMMIT_TIMEOUT_S = 60.0
 #: How long ``close()`` waits for pending points by default.
@@ -74,12 +76,17 @@ class SQLRunHistory(RunHistory):
         _check_arguments(experiment, run_name, resume, tags, flush_interval, heartbeat_interval)
         self._engine: Engine = make_engine(url)
         try:
-            ensure_schema(self._engine, auto_upgrade=auto_upgrade)
             self._is_writer = world_process_index() == 0
+            if self._is_writer:
+                ensure_schema(self._engine, auto_upgrade=auto_upgrade)
+                readable = True
+            else:  # other ranks never write, not even to create the schema
+                readable = wait_for_schema(self._engine, auto_upgrade=auto_upgrade)
             held_here = {h._uuid for h in lifecycle.open_histories() if h.is_writer and h._uuid is not None}
             state = open_run(
                 self._engine, experiment, run_name, resume, tags or {}, writer=self._is_writer,
                 held_here=held_here, stale_after_ms=int(heartbeat_interval * STALE_AFTER_BEATS * 1000),
+                readable=readable,
             )
         except BaseException:
             self._engine.dispose()
@@ -89,10 +96,12 @@ class SQLRunHistory(RunHistory):
         self._in_run = False
         self.spill_path: Path | None = None
         self._writer: Writer | None = None
+        self._queue: Any = None
         if self._is_writer and state.run_id is not None:
-            tokens = {self._tokens[name]: series_id for name, (series_id, _, _) in state.series.items()}
-            cursor = Cursor(state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens)
+            tokens = {self._m[name][2]: series_id for name, (series_id, _, _) in state.series.items()}
+            cursor = Cursor(state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats)
             self._writer = Writer(self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval)
+            self._queue, self._wake, self._wake_at = self._writer.queue, self._writer.wake, self._writer.batch_size
             if state.resumed:
                 self.log_event(
                     "resumed", host=socket.gethostname(), pid=os.getpid(), from_epoch=state.epoch,
@@ -106,23 +115,26 @@ class SQLRunHistory(RunHistory):
         self._prefix = ""
         self._epoch = state.epoch
         self._stage_used = state.stage_used
-        self._values = {name: values for name, (_, values, _) in state.series.items()}
-        self._marks = {name: marks for name, (_, _, marks) in state.series.items()}
-        self._tokens = {name: next(_tokens) for name in state.series}
+        # the mirror: metric name -> [values, epoch marks [(epoch, first index)], token, last epoch]
+        self._m: dict[str, list[Any]] = {
+            name: [values, marks, next(_tokens), marks[-1][0] if marks else None]
+            for name, (_, values, marks) in state.series.items()
+        }
 
     # -- reads: always from the mirror ------------------------------------------------
 
     def get_metric_names(self) -> set[str]:
-        return set(self._values)
+        return {name for name, entry in self._m.items() if entry[0]}
 
     def get_metric_values(self, metric_name: str) -> list[Any]:
-        return list(self._values.get(metric_name, ()))
+        entry = self._m.get(metric_name)
+        return list(entry[0]) if entry is not None else []
 
     def get_latest_metric(self, metric_name: str) -> Any:
-        values = self._values.get(metric_name)
-        if not values:
+        entry = self._m.get(metric_name)
+        if entry is None or not entry[0]:
             raise ValueError(f"No values have been recorded for the metric {metric_name}")
-        return values[-1]
+        return entry[0][-1]
 
     @property
     def metric_name_prefix(self) -> str:
@@ -140,40 +152,46 @@ class SQLRunHistory(RunHistory):
         self._prefix = prefix
 
     def update_metric(self, metric_name: str, metric_value: Any) -> None:
-        self._check_open()
+        # The training loop's hot path: no function calls for a float, one append to the queue.
+        # The writer thread encodes floats; anything else is encoded (and checked) right here.
+        if self._closed:
+            self._check_open()
         if type(metric_name) is not str:
             raise TypeError(
                 f"A metric name must be a str, not {type(metric_name).__qualname__} ({metric_name!r})."
             )
         name = self._prefix + metric_name
-        value, special, value_json = encode(metric_value, name)
-        values = self._values.get(name)
-        if values is None:
-            values = self._start_series(name)
-        seq, marks = len(values), self._marks[name]
-        if not marks or marks[-1][0] != self._epoch:
-            marks.append((self._epoch, seq))
+        stored = metric_value if type(metric_value) is float else encode(metric_value, name)
+        entry = self._m.get(name)
+        if entry is None:
+            entry = self._start_series(name)
+        values, epoch = entry[0], self._epoch
+        seq = len(values)
+        if entry[3] != epoch:
+            entry[1].append((epoch, seq))
+            entry[3] = epoch
         values.append(metric_value)
-        self._stage_used = True
-        if self._writer is not None:
-            self._writer.put((w.POINT, self._tokens[name], seq, self._epoch, value, special, value_json, now_ms()))
+        queue = self._queue
+        if queue is not None:
+            queue.append((w.POINT, entry[2], seq, epoch, stored, _time()))
+            if len(queue) > self._wake_at:
+                self._wake()
 
     def _start_series(self, name: str) -> list[Any]:
         _check_no_nul("metric name", name)  # once per name and stage: not on the hot path
-        values: list[Any] = []
-        self._values[name] = values
-        self._marks.setdefault(name, [])
-        if name not in self._tokens:
-            self._tokens[name] = token = next(_tokens)
-            self._put((w.SERIES, token, name))
-        return values
+        token = next(_tokens)
+        self._m[name] = entry = [[], [], token, None]
+        self._stage_used = True
+        self._put((w.SERIES, token, name))
+        return entry
 
     def delete_metric(self, metric_name: str) -> None:
         self._check_open()
-        if metric_name not in self._values:
+        entry = self._m.get(metric_name)
+        if entry is None or not entry[0]:
             raise KeyError(metric_name)
-        del self._values[metric_name], self._marks[metric_name]
-        self._put((w.DELETE, self._tokens.pop(metric_name)))
+        del self._m[metric_name]
+        self._put((w.DELETE, entry[2]))
 
     def reset(self) -> None:
         """Start a new stage of the run: the mirror is cleared, the epoch is 1 again.
@@ -183,8 +201,7 @@ class SQLRunHistory(RunHistory):
         """
         self._check_open()
         self._put((w.STAGE, self._stage_used, now_ms()))
-        self._epoch, self._stage_used = 1, False
-        self._values, self._marks, self._tokens = {}, {}, {}
+        self._epoch, self._stage_used, self._m = 1, False, {}
 
     def _increment_epoch(self) -> None:
         """Move to the next epoch; on world-process-zero, return once the epoch is committed."""
@@ -207,22 +224,12 @@ class SQLRunHistory(RunHistory):
         self._check_open()
         if type(epoch) is not int or epoch < 0:
             raise ValueError(f"The epoch must be a non-negative int, not {epoch!r}.")
-        for name in list(self._values):
-            self._truncate(name, epoch)
+        for entry in self._m.values():
+            _truncate(entry, epoch)
         self._epoch = epoch
         self._put((w.REWIND, epoch, now_ms()))
         # rare (once per resume): commit now, so no superseded point lingers in v_metrics
         self.flush(EPOCH_COMMIT_TIMEOUT_S)
-
-    def _truncate(self, name: str, epoch: int) -> None:
-        marks = self._marks[name]
-        keep = next((i for i, (e, _) in enumerate(marks) if e >= epoch), len(marks))
-        if keep == len(marks):
-            return
-        del self._values[name][marks[keep][1]:]
-        del marks[keep:]
-        if not self._values[name]:
-            del self._values[name]
 
     # -- the run ------------------------------------------------------------------------
 
@@ -339,6 +346,16 @@ class SQLRunHistory(RunHistory):
 
     def __repr__(self) -> str:
         return f"SQLRunHistory({self.url!r}, experiment={self.experiment!r}, run_name={self.run_name!r})"
+
+
+def _truncate(entry: list[Any], epoch: int) -> None:
+    """Drop a mirror entry's values recorded at ``epoch`` or later."""
+    values, marks = entry[0], entry[1]
+    keep = next((i for i, (e, _) in enumerate(marks) if e >= epoch), len(marks))
+    if keep < len(marks):
+        del values[marks[keep][1]:]
+        del marks[keep:]
+        entry[3] = marks[-1][0] if marks else None
 
 
 def _check_no_nul(what: str, text: str) -> None:

@@ -4,6 +4,7 @@ Commands are plain functions taking an engine, so the CLI and the library cannot
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -171,3 +172,26 @@ def check(engine: Engine) -> list[str]:
             ]
         return [_refusal(engine, status, revision) or f"Database {mask(engine.url)} is {status}."]
     return [f"Schema differs from the models: {diff}" for diff in drift(engine)]
+
+
+def wait_for_schema(engine: Engine, *, auto_upgrade: bool = False, timeout: float = 60.0) -> bool:
+    """For a process that must not write (a rank other than zero): look, never create.
+
+    :return: ``True`` once the database is at head, ``False`` while it is empty (the writing
+        process has not created it yet, so there is nothing to read)
+    :raises SchemaVersionError: as :func:`ensure_schema` would; with ``auto_upgrade``, an older
+        database is waited for (the writing process upgrades it) for up to ``timeout`` seconds
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            revision = MigrationContext.configure(conn).get_current_revision()
+            status = _status(revision, conn)
+        if status in ("head", "empty"):
+            return status == "head"
+        refusal = _refusal(engine, status, revision)
+        if refusal is not None:
+            raise SchemaVersionError(refusal)
+        if not auto_upgrade or time.monotonic() > deadline:
+            raise SchemaVersionError(_upgrade_message(engine, revision))
+        time.sleep(0.2)  # another process is upgrading the database

@@ -92,6 +92,10 @@ series = Table(
     Column("stage_id", Integer, ForeignKey("stages.id"), nullable=False, index=True),
     Column("metric_id", Integer, ForeignKey("metrics.id"), nullable=False),
     Column("deleted", Boolean, nullable=False, server_default=false()),
+    # summaries of the effective numeric points, kept by the writer (migration 0003)
+    Column("n_points", Integer, nullable=False, server_default="0"),
+    Column("min_value", Float),
+    Column("max_value", Float),
     # best-per-run and "this metric across runs" start from the metric
     Index(None, "metric_id", "run_id"),
     Index(None, "run_id", "metric_id"),

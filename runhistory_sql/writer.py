@@ -70,6 +70,10 @@ class Writer:
         if len(self.queue) >= self.batch_size:
             self._wake.set()
 
+    def wake(self) -> None:
+        """Have the thread commit now rather than at the end of its interval."""
+        self._wake.set()
+
     def flush(self, timeout: float | None = None, *, give_up_on_error: bool = False) -> bool:
         """Commit everything queued so far; return whether that happened within ``timeout``.
 
