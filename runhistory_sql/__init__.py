@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from .callback import RunTrackingCallback
     from .freezer import TrackedModelFreezer
     from .history import SQLRunHistory
+    from .store import RunStore
 
 __all__ = [
     "SQLRunHistory",
+    "RunStore",
     "RunTrackingCallback",
     "TrackedModelFreezer",
     "RunHistorySQLError",
@@ -34,7 +36,7 @@ __all__ = [
     "WriteError",
 ]
 
-_LAZY = {"SQLRunHistory": "history", "RunTrackingCallback": "callback", "TrackedModelFreezer": "freezer"}
+_LAZY = {"SQLRunHistory": "history", "RunStore": "store", "RunTrackingCallback": "callback", "TrackedModelFreezer": "freezer"}
 
 
 def __getattr__(name: str) -> Any:

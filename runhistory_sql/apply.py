@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from math import copysign
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,56 +66,53 @@ def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int
     the batch landed, so that a retry never doubles it.
     """
     after = copy.deepcopy(cursor)
-    rows: list[Op] = []
     sql = _point_sql(conn.dialect.paramstyle)
-    touched: set[int] = set()
+    run: list[Op] = []  # consecutive points, inserted with one executemany
     for op in batch:
         if op[0] == POINT:
-            rows.append(_point_row(after, op))
+            run.append(op)
             continue
-        if rows:
-            _insert_points(conn, sql, rows, after, touched)
-            rows = []
+        if run:
+            _insert_points(conn, sql, run, after)
+            run = []
         if op[0] != FLUSH:
             _apply_one(conn, after, op)
-    if rows:
-        _insert_points(conn, sql, rows, after, touched)
-    _save_stats(conn, after, touched)
+    if run:
+        _insert_points(conn, sql, run, after)
     conn.execute(update(runs).where(runs.c.id == after.run_id).values(heartbeat_at=now_ms(), last_batch=batch_id))
     return after
 
 
-def _point_row(cur: Cursor, op: Op) -> tuple[Any, ...]:
-    """The ``points`` row of a queued point: (token, seq, epoch, float or encoded, time in s)."""
-    _, token, seq, epoch, stored, at = op
-    if type(stored) is float:
-        value, special, value_json = encode_float(stored)
-    else:
-        value, special, value_json = stored
-    return (cur.series[token], 0, seq, epoch, value, special, value_json, int(at * 1000))
+def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> None:
+    """Insert queued points ``(POINT, token, seq, epoch, float or encoded, time in s)``.
 
-
-def _insert_points(conn: Connection, sql: str, rows: list[tuple[Any, ...]], cur: Cursor, touched: set[int]) -> None:
+    The writer thread shares the GIL with the training loop, so the common case (a plain float)
+    is one list comprehension; per-series summaries are then read back by the database itself.
+    """
+    ids = cur.series
+    rows = [
+        (ids[t], 0, s, e, v, None, None, int(a * 1000))
+        if type(v) is float and v == v and (v or copysign(1.0, v) > 0)
+        else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000))
+        for _, t, s, e, v, a in ops
+    ]
     conn.exec_driver_sql(sql, rows)
-    stats = cur.stats
-    for row in rows:  # per-series summaries, so best-of-run queries need not scan the points
-        series_id, value = row[0], row[4]
-        entry = stats.get(series_id)
-        if entry is None:
-            entry = stats[series_id] = [0, None, None]
-        entry[0] += 1
-        if value is not None:  # a number (NaN and JSON values are stored with value NULL)
-            if entry[1] is None or value < entry[1]:
-                entry[1] = value
-            if entry[2] is None or value > entry[2]:
-                entry[2] = value
-        touched.add(series_id)
+    _update_stats(conn, cur, {row[0] for row in rows})
 
 
-def _save_stats(conn: Connection, cur: Cursor, touched: set[int]) -> None:
+def _update_stats(conn: Connection, cur: Cursor, touched: set[int]) -> None:
+    """Fold the points just inserted into each touched series' summary (count, min, max)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for series_id in touched:
-        n, low, high = cur.stats[series_id]
-        conn.execute(update(series).where(series.c.id == series_id).values(n_points=n, min_value=low, max_value=high))
+        entry = cur.stats.setdefault(series_id, [0, None, None])
+        n, low, high = conn.exec_driver_sql(
+            f"SELECT COUNT(*), MIN(value), MAX(value) FROM points WHERE series_id = {mark} AND rev = 0 AND seq >= {mark}",
+            (series_id, entry[0]),
+        ).one()
+        entry[0] += n
+        entry[1] = low if entry[1] is None or (low is not None and low < entry[1]) else entry[1]
+        entry[2] = high if entry[2] is None or (high is not None and high > entry[2]) else entry[2]
+        conn.execute(update(series).where(series.c.id == series_id).values(n_points=entry[0], min_value=entry[1], max_value=entry[2]))
 
 
 def batch_landed(conn: Connection, run_id: int, batch_id: int) -> bool:

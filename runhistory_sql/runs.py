@@ -15,7 +15,7 @@ from sqlalchemy import Connection, CursorResult, Engine, and_, insert, select, u
 from sqlalchemy.exc import IntegrityError
 
 from .clock import now_ms
-from .engine import writer_engine
+from .engine import fetch_raw, placeholder, writer_engine
 from .errors import RunExistsError, RunInUseError, RunNotFoundError
 from .schema import configs, experiments, metrics, points, runs, series, stages
 from .values import decode
@@ -219,11 +219,10 @@ def read_points(conn: Connection, series_id: int) -> tuple[list[Any], list[int]]
     The driver's own cursor, and no decoding for plain numbers: a long history loads at about
     the speed of a raw ``fetchall``.
     """
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    rows = conn.exec_driver_sql(
-        f"SELECT value, special, value_json, epoch FROM points WHERE series_id = {mark} AND rev = 0 ORDER BY seq",
-        (series_id,),
-    ).fetchall()
+    rows = fetch_raw(
+        conn, f"SELECT value, special, value_json, epoch FROM points WHERE series_id = {placeholder(conn)} "
+        "AND rev = 0 ORDER BY seq", (series_id,),
+    )
     values = [v if s is None and j is None else decode(v, s, j) for v, s, j, _ in rows]
     return values, [row[3] for row in rows]
 

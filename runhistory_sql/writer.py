@@ -41,7 +41,7 @@ class Writer:
     """
 
     def __init__(
-        self, engine: Engine, cursor: Cursor, *, interval: float = 1.0, batch_size: int = 4096,
+        self, engine: Engine, cursor: Cursor, *, interval: float = 1.0, batch_size: int = 50_000,
         heartbeat: float = HEARTBEAT_S,
     ) -> None:
         self.queue: deque[Op] = deque()

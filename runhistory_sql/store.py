@@ -1,0 +1,128 @@
+"""``RunStore``: reading past runs back (the views for records, the driver for long histories)."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from .engine import fetch_raw, make_engine, mask, placeholder
+from .errors import RunNotFoundError
+from .values import decode
+
+Point = tuple[int, int, Any, int]
+
+
+class RunStore:
+    """Read runs, metric histories and best values from a runhistory-sql database.
+
+    Example::
+
+        store = RunStore("sqlite:///runs.db")
+        for run in store.runs(experiment="mnist"):
+            print(run["run_name"], run["status"])
+        points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms)]
+        print(store.best("eval_loss_epoch", limit=3))
+
+    :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self._engine: Engine = make_engine(url)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({mask(self._engine.url)!r})"
+
+    def runs(self, experiment: str | None = None, status: str | None = None, name_like: str | None = None) -> list[dict[str, Any]]:
+        """Return the runs (the columns of ``v_runs``), oldest first, filtered as asked.
+
+        :param name_like: a SQL ``LIKE`` pattern on the run name, e.g. ``"resnet-%"``
+        """
+        where, params = [], {}
+        for column, value in (("experiment", experiment), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if name_like is not None:
+            where.append("run_name LIKE :name_like")
+            params["name_like"] = name_like
+        sql = "SELECT * FROM v_runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY run_id"
+        with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(text(sql), params)]
+
+    def run(self, name_or_id: str | int, experiment: str | None = None) -> dict[str, Any]:
+        """Return one run by name (unique within an experiment) or id.
+
+        :raises RunNotFoundError: no such run, or the name is in several experiments
+        """
+        key = "run_id" if isinstance(name_or_id, int) else "run_name"
+        sql = f"SELECT * FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
+        with self._engine.connect() as conn:
+            found = [dict(r._mapping) for r in conn.execute(text(sql), {"key": name_or_id, "experiment": experiment})]
+        if len(found) != 1:
+            where = f" in experiment {experiment!r}" if experiment else ""
+            problem = "no run" if not found else f"{len(found)} runs (in several experiments)"
+            raise RunNotFoundError(
+                f"There is {problem} named {name_or_id!r}{where}. List them with: runhistory-sql runs"
+                + ("" if not found else "; pass experiment= to choose one.")
+            )
+        return found[0]
+
+    def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
+        """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms)``.
+
+        :param stage: the stage (1 = the first ``train()``); default: the latest stage that has it
+        :return: the points; ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC
+        """
+        run_id = self.run(run, experiment)["run_id"]
+        with self._engine.connect() as conn:
+            series_id = conn.execute(text(
+                "SELECT s.id FROM series s JOIN metrics m ON m.id = s.metric_id JOIN stages st ON st.id = s.stage_id "
+                "WHERE s.run_id = :run AND m.name = :metric AND s.deleted = :no AND s.n_points > 0"
+                + (" AND st.idx = :stage" if stage is not None else "") + " ORDER BY st.idx DESC, s.id DESC LIMIT 1"
+            ), {"run": run_id, "metric": metric, "stage": stage, "no": False}).scalar()
+            if series_id is None:
+                return []
+            effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0"
+            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at {effective} ORDER BY seq", (series_id,))
+            # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
+            odd = fetch_raw(
+                conn, f"SELECT seq, value, special, value_json {effective} AND (special IS NOT NULL OR value_json IS NOT NULL)",
+                (series_id,),
+            )
+        for seq, value, special, value_json in odd:
+            point = rows[seq]
+            rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3])
+        return rows  # type: ignore[return-value]
+
+    def best(
+        self, metric: str, *, mode: str = "min", limit: int = 10, experiment: str | None = None,
+    ) -> list[tuple[str, str, float]]:
+        """Return the runs with the best value of ``metric``: ``(experiment, run_name, value)``.
+
+        Reads the per-series summaries the writer keeps, not the points, so it stays fast across
+        thousands of runs.
+
+        :param mode: ``"min"`` (losses) or ``"max"`` (accuracies)
+        """
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', not {mode!r}.")
+        column, order = ("min_value", "ASC") if mode == "min" else ("max_value", "DESC")
+        sql = (
+            f"SELECT e.name, r.name, {mode.upper()}(s.{column}) AS best FROM series s "
+            "JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id "
+            "WHERE s.metric_id = (SELECT id FROM metrics WHERE name = :metric) AND s.deleted = :no "
+            f"AND s.{column} IS NOT NULL" + (" AND e.name = :experiment" if experiment else "")
+            + f" GROUP BY e.name, r.name ORDER BY best {order} LIMIT :limit"
+        )
+        params = {"metric": metric, "no": False, "experiment": experiment, "limit": limit}
+        with self._engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]  # type: ignore[misc]
