@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import signal
 import sys
 import threading
 import traceback
@@ -83,6 +85,29 @@ def _install() -> None:
     sys.excepthook = excepthook
     sys.exit = exit  # type: ignore[assignment]
     atexit.register(_close_all)
+    _install_sigterm()
+
+
+def _install_sigterm() -> None:
+    """On SIGTERM (preemption, a launcher stopping its workers): flush and close every open
+    history as ``failed`` with a ``signal`` event, then die of SIGTERM as the process would have.
+
+    Only when SIGTERM has its default action and we are in the main thread: a handler the
+    program installed itself is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        global _exit_code
+        _exit_code = f"signal {signal.Signals(signum).name}"
+        _close_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _close_all() -> None:
