@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from math import copysign
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from .schema import configs, events, metrics, points, runs, series, stages
 POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END = range(10)
 
 Op = tuple[Any, ...]
+#: points converted per slice; between slices the writer yields the GIL to the training loop
+_SLICE = 2000
 _POINT_COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at"
 
 
@@ -90,14 +93,18 @@ def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> No
     is one list comprehension; per-series summaries are then read back by the database itself.
     """
     ids = cur.series
-    rows = [
-        (ids[t], 0, s, e, v, None, None, int(a * 1000))
-        if type(v) is float and v == v and (v or copysign(1.0, v) > 0)
-        else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000))
-        for _, t, s, e, v, a in ops
-    ]
-    conn.exec_driver_sql(sql, rows)
-    _update_stats(conn, cur, {row[0] for row in rows})
+    touched: set[int] = set()
+    for start in range(0, len(ops), _SLICE):
+        rows = [
+            (ids[t], 0, s, e, v, None, None, int(a * 1000))
+            if type(v) is float and v == v and (v or copysign(1.0, v) > 0)
+            else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000))
+            for _, t, s, e, v, a in ops[start:start + _SLICE]
+        ]
+        conn.exec_driver_sql(sql, rows)
+        touched.update(row[0] for row in rows)
+        time.sleep(0)  # hand the GIL back to the training loop between slices
+    _update_stats(conn, cur, touched)
 
 
 def _update_stats(conn: Connection, cur: Cursor, touched: set[int]) -> None:

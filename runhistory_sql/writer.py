@@ -8,9 +8,12 @@ dropped and nothing doubled. What still cannot be committed at ``close()`` goes 
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import secrets
+import tempfile
 import threading
 import time
 from collections import deque
@@ -38,14 +41,18 @@ class Writer:
     :param interval: the longest time a point waits in the queue, in seconds
     :param batch_size: a queue this long wakes the writer at once
     :param heartbeat: how often, in seconds, the run's heartbeat is refreshed
+    :param max_queue: while the database fails, a queue longer than this moves to a temporary
+        file (the memory bound); it is written, in order, once the database is back
     """
 
     def __init__(
         self, engine: Engine, cursor: Cursor, *, interval: float = 1.0, batch_size: int = 50_000,
-        heartbeat: float = HEARTBEAT_S,
+        heartbeat: float = HEARTBEAT_S, max_queue: int = 1_000_000,
     ) -> None:
         self.queue: deque[Op] = deque()
         self.batch_size = batch_size
+        self.max_queue = max_queue
+        self._overflow: list[_Overflow] = []
         self.transactions = 0
         self.spill_path: Path | None = None
         self._engine = writer_engine(engine)
@@ -107,6 +114,7 @@ class Writer:
         self._wake.set()
         self._thread.join(5.0)  # let an attempt in flight finish; its batch id guards a double
         pending = list(self._retry[0]) if self._retry else []
+        pending += self._overflowed_ops()  # never attempted, so safe to apply after the retry
         batch_id = self._retry[1] if self._retry else None
         self.spill_path = spill.write(
             self._cursor, pending, batch_id, list(self.queue), url=mask(self._engine.url),
@@ -150,14 +158,28 @@ class Writer:
                     log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
                 self._error, self._retry = e, (batch, batch_id)
                 backoff = min(max(backoff * 2, 0.25), 5.0)
+                if len(self.queue) > self.max_queue:
+                    self._overflow_to_disk()
                 continue
             self._retry, self._error, backoff = None, None, 0.0
             if self._stopping and any(op[0] == END for op in batch):
                 return
 
     def _drain(self) -> list[Op]:
+        if self._overflow:  # what went to disk during an outage comes first, in order
+            return self._overflow.pop(0).load()
         popleft = self.queue.popleft
         return [popleft() for _ in range(len(self.queue))]
+
+    def _overflow_to_disk(self) -> None:
+        """Move the queue to a file while the database is failing: memory stays bounded and the
+        training loop, which only appends, is never blocked."""
+        popleft = self.queue.popleft
+        self._overflow.append(_Overflow.save([popleft() for _ in range(len(self.queue))]))
+        log.warning("runhistory-sql: the database is still failing; queued points moved to %s", self._overflow[-1].path)
+
+    def _overflowed_ops(self) -> list[Op]:
+        return [op for chunk in self._overflow for op in chunk.load()]
 
     def _commit(self, batch: list[Op], batch_id: int, retrying: bool) -> None:
         landed = None
@@ -180,3 +202,25 @@ class Writer:
 def brief(error: BaseException | None) -> str:
     """The first line of an error's message (SQLAlchemy's run to several)."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0] if error is not None else ""
+
+
+class _Overflow:
+    """Operations parked in a temporary JSON-lines file; flush waiters stay in memory."""
+
+    def __init__(self, path: Path, waiters: list[Op]) -> None:
+        self.path, self.waiters = path, waiters
+
+    @classmethod
+    def save(cls, ops: list[Op]) -> "_Overflow":
+        fd, name = tempfile.mkstemp(prefix="runhistory-sql-overflow-", suffix=".jsonl")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for op in ops:
+                if op[0] != FLUSH:
+                    f.write(json.dumps(op, ensure_ascii=False) + "\n")
+        return cls(Path(name), [op for op in ops if op[0] == FLUSH])
+
+    def load(self) -> list[Op]:
+        with self.path.open(encoding="utf-8") as f:
+            ops: list[Op] = [tuple(json.loads(line)) for line in f]
+        self.path.unlink()
+        return ops + self.waiters
