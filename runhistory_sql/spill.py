@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, select
 from .apply import EVENT, FLUSH, Cursor, Op, apply_batch, batch_landed
 from .engine import writer_engine
 from .errors import RunHistorySQLError, RunNotFoundError
-from .schema import runs
+from .schema import events, runs
 
 SPILL_DIR_VAR = "RUNHISTORY_SQL_SPILL_DIR"
 FORMAT = 1
@@ -36,7 +37,7 @@ def write(
     path = folder / f"runhistory-spill-{cursor.run_id}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
     ops = [op for op in pending + queued if op[0] != FLUSH]
     header = {
-        "format": FORMAT, "url": url, "cursor": cursor.to_json(), "pending_batch_id": pending_batch_id,
+        "format": FORMAT, "spill_id": uuid.uuid4().hex, "url": url, "cursor": cursor.to_json(), "pending_batch_id": pending_batch_id,
         "pending_ops": len([op for op in pending if op[0] != FLUSH]),
         # where the writes stand if the pending batch did land after all
         "landed_cursor": attempted.to_json() if attempted is not None else None,
@@ -73,9 +74,15 @@ def import_file(engine: Engine, path: str | Path) -> int:
     with writer_engine(engine).begin() as conn:
         if conn.execute(select(runs.c.id).where(runs.c.id == cursor.run_id)).first() is None:
             raise RunNotFoundError(f"The run of {path} (id {cursor.run_id}) is not in this database. Check the URL.")
+        done = select(events.c.id).where(
+            events.c.run_id == cursor.run_id, events.c.kind == "spill_imported",
+            events.c.payload.contains(f'"spill_id": "{header["spill_id"]}"'),
+        )
+        if conn.execute(done).first() is not None:
+            raise RunHistorySQLError(f"{path} was already imported into this database; nothing was changed.")
         if header["pending_batch_id"] is not None and batch_landed(conn, cursor.run_id, header["pending_batch_id"]):
             ops = ops[pending:]  # that batch did land before the process gave up
             cursor = Cursor.from_json(header["landed_cursor"])
-        marker = (EVENT, "spill_imported", None, int(time.time() * 1000), json.dumps({"file": str(path), "ops": len(ops)}))
+        marker = (EVENT, "spill_imported", None, int(time.time() * 1000), json.dumps({"file": str(path), "ops": len(ops), "spill_id": header["spill_id"]}))
         apply_batch(conn, cursor, [*ops, marker], -1)
     return len(ops)
