@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    DatabaseUnavailableError,
     DatabaseURLError,
     RunExistsError,
     RunHistorySQLError,
@@ -29,6 +30,7 @@ __all__ = [
     "TrackedModelFreezer",
     "RunHistorySQLError",
     "DatabaseURLError",
+    "DatabaseUnavailableError",
     "SchemaVersionError",
     "RunNotFoundError",
     "RunExistsError",

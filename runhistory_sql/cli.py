@@ -166,6 +166,10 @@ def import_spill(file: str, url: str | None) -> None:
     from . import spill
 
     target = url or os.environ.get(ENV_VAR) or spill.read_header(file)["url"]
+    if "***" in target:
+        raise click.ClickException(
+            f"The URL in {file} hides its password ({target}). Pass it with --url or $RUNHISTORY_SQL_URL."
+        )
     with _Engine(target) as engine:
         count = spill.import_file(engine, file)
     click.echo(f"Imported {count} operations from {file} into {mask(target)}.")

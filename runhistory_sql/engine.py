@@ -6,6 +6,7 @@ the default ``sqlite:///runhistory.db`` in the working directory.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,23 @@ def mask(url: str | URL) -> str:
     ``***``, for messages and logs."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable URL>"
     hidden = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
     if hidden:
         parsed = parsed.update_query_dict(hidden)
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
+
+
+# For a URL that does not parse: "scheme://user:SECRET@..." (up to the last "@") and
+# "password=SECRET" parameters.
+_USERINFO_SECRET = re.compile(r"(://[^:/?#@]*:).*@", re.DOTALL)
+_QUERY_SECRET = re.compile(rf"((?:{'|'.join(sorted(_SECRET_QUERY_KEYS))})=)[^&]*", re.IGNORECASE)
+
+
+def _mask_text(text: str) -> str:
+    """Mask what looks like a password in ``text``, a URL that may not parse."""
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO_SECRET.sub(r"\1***@", text))
 
 
 def _parse(url: str) -> URL:
@@ -56,9 +68,9 @@ def _parse(url: str) -> URL:
         )
     try:
         return make_url(url)
-    except ArgumentError as e:
+    except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
         raise DatabaseURLError(
-            f"Could not parse database URL {url!r}. Use e.g. sqlite:///runs.db or "
+            f"Could not parse database URL {_mask_text(url)!r}. Use e.g. sqlite:///runs.db or "
             "postgresql+psycopg://user@host/dbname."
         ) from e
 

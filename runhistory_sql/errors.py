@@ -13,6 +13,10 @@ class DatabaseURLError(RunHistorySQLError, ValueError):
     """The database URL cannot be used: malformed, unknown dialect, missing driver or directory."""
 
 
+class DatabaseUnavailableError(RunHistorySQLError):
+    """The database could not be reached (server down, wrong credentials, no permission)."""
+
+
 class SchemaVersionError(RunHistorySQLError):
     """The database schema is at another revision than this version of runhistory-sql needs."""
 

@@ -18,14 +18,15 @@ from typing import Any
 
 from pytorch_accelerated.tracking import RunHistory
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from . import lifecycle
 from . import apply as w
 from .apply import Cursor
-from .writer import Writer
+from .writer import Writer, brief
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
-from .errors import RunHistorySQLError
+from .errors import DatabaseUnavailableError, RunHistorySQLError
 from .migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
 from .runs import RESUME_MODES, RunState, open_run
@@ -88,6 +89,12 @@ class SQLRunHistory(RunHistory):
                 held_here=held_here, stale_after_ms=int(heartbeat_interval * STALE_AFTER_BEATS * 1000),
                 readable=readable,
             )
+        except OperationalError as e:
+            self._engine.dispose()
+            raise DatabaseUnavailableError(
+                f"Cannot use database {mask(self._engine.url)}: {brief(e.orig or e)}. Check that the "
+                "server is running and the URL and credentials are right."
+            ) from e
         except BaseException:
             self._engine.dispose()
             raise

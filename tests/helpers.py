@@ -1,9 +1,37 @@
-"""Helpers for tests: reading a database back with the plain sqlite3 driver."""
+"""Helpers for tests: reading a database back, with the plain sqlite3 driver or on any backend.
+
+``rows`` reads a SQLite file with the standard-library driver. ``query``, ``columns``,
+``tables``, ``views`` and ``dump`` (given a URL) work on SQLite and PostgreSQL alike, through
+SQLAlchemy; ``dump`` given a file path still reads it with sqlite3.
+"""
 from __future__ import annotations
 
+import math
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Iterator, Mapping
+
+
+def is_postgres(url: str) -> bool:
+    """Whether ``url`` points at PostgreSQL (else it is a SQLite file)."""
+    return str(url).startswith("postgresql")
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality that treats NaN as equal to NaN, tells -0.0 from 0.0, and checks types.
+
+    Rows (tuples) and lists compare element by element, so a whole query result can be compared.
+    """
+    if isinstance(a, float) and isinstance(b, float):
+        return (a != a and b != b) or (a == b and math.copysign(1.0, a) == math.copysign(1.0, b))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 def rows(db_path: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -15,19 +43,80 @@ def rows(db_path: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tu
         conn.close()
 
 
-def dump(db_path: Path | str) -> dict[str, list[tuple[Any, ...]]]:
-    """Return every row of every table, to check that a failed call changed nothing."""
-    tables = [t for (t,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    return {t: rows(db_path, f'SELECT * FROM "{t}" ORDER BY 1') for t in tables}
+@contextmanager
+def _connect(url: str) -> Iterator[Any]:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    # NullPool: nothing stays connected after the call (a test may count the connections)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def query(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    """Run ``sql`` (with ``:name`` parameters) on any backend through SQLAlchemy; return all rows."""
-    from sqlalchemy import create_engine, text
+    """Run ``sql`` (with ``:name`` parameters) on any backend through SQLAlchemy; return all rows.
 
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql), params or {})]
-    finally:
-        engine.dispose()
+    No type conversion happens: what the driver returns is what the test sees (PostgreSQL gives
+    ``bool`` and ``datetime`` where SQLite gives ``int`` and ISO text).
+    """
+    from sqlalchemy import text
+
+    with _connect(url) as conn:
+        return [tuple(row) for row in conn.execute(text(sql), params or {})]
+
+
+def columns(url: str, sql: str) -> tuple[str, ...]:
+    """The column names of the result of ``sql`` on any backend."""
+    from sqlalchemy import text
+
+    with _connect(url) as conn:
+        return tuple(conn.execute(text(sql)).keys())
+
+
+def tables(url: str) -> set[str]:
+    """The names of the tables (not views) in the database at ``url``."""
+    from sqlalchemy import inspect
+
+    with _connect(url) as conn:
+        return set(inspect(conn).get_table_names())
+
+
+def views(url: str) -> set[str]:
+    """The names of the views in the database at ``url``."""
+    from sqlalchemy import inspect
+
+    with _connect(url) as conn:
+        return set(inspect(conn).get_view_names())
+
+
+def dump(
+    target: Path | str, *, ignore: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Return every row of every table, to check that a failed call changed nothing.
+
+    :param target: a database URL (any backend: the tables are reflected with SQLAlchemy, so a
+        boolean reads as ``bool`` on both), or the path of a SQLite file (read with sqlite3)
+    :param ignore: table -> columns to leave out (e.g. a heartbeat that every commit refreshes)
+    """
+    if "://" not in str(target):
+        if ignore:
+            raise ValueError("ignore= needs a URL")
+        tables_ = [t for (t,) in rows(target, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: rows(target, f'SELECT * FROM "{t}" ORDER BY 1') for t in tables_}
+
+    from sqlalchemy import MetaData, select
+
+    ignore = ignore or {}
+    with _connect(str(target)) as conn:
+        reflected = MetaData()
+        reflected.reflect(conn, views=False)
+        data = {}
+        for name, table in sorted(reflected.tables.items()):
+            kept = [c for c in table.columns if c.name not in ignore.get(name, ())]
+            data[name] = [tuple(row) for row in conn.execute(select(*kept).order_by(*kept))]
+        return data
+

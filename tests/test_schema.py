@@ -1,16 +1,19 @@
-"""Schema, migrations, engine settings and packaging, against real SQLite files.
+"""Schema, migrations, engine settings and packaging, against a real SQLite file and a real
+PostgreSQL server.
 
 Covers: models-vs-migrations drift, upgrading a database with data in it, the pinned columns of
 the documented views, refusing databases at other revisions, eight processes creating one fresh
-database at once, the SQLite pragmas, ``alembic upgrade head`` from the repo root, the wheel
-shipping the migrations, and masking passwords in URLs.
+database at once (SQLite's write lock; on PostgreSQL the advisory lock), ``alembic upgrade head``
+from the repo root — all on both backends (the ``url`` fixture) — and, on SQLite only, the
+pragmas and the wheel shipping the migrations; masking passwords in URLs needs no database.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
+import math
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,16 +21,20 @@ import time
 import zipfile
 from pathlib import Path
 
+from datetime import datetime, timezone
+from typing import Iterator
+
 import pytest
-from sqlalchemy import Engine, column, insert, table, text
+from sqlalchemy import Engine, column, insert, inspect, table, text
 
 from runhistory_sql import SchemaVersionError, SQLRunHistory, migrate, schema
 from runhistory_sql.engine import make_engine, mask
 
-from helpers import dump, rows
+from helpers import columns, dump, is_postgres, query, same, tables, views
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HEAD = "0002"
+HEAD = "0003"
+HEAD_PREVIOUS = "0002"
 
 #: A literal copy of the column lists promised in DESIGN.md ("SQL contract"). Deliberately not
 #: derived from schema.VIEW_COLUMNS, so that changing that constant alone fails a test too.
@@ -54,13 +61,16 @@ DOCUMENTED_VIEW_COLUMNS = {
 }
 
 
-def _view_columns(db_path: Path, view: str) -> tuple[str, ...]:
-    conn = sqlite3.connect(str(db_path))
-    try:
-        cursor = conn.execute(f"SELECT * FROM {view}")
-        return tuple(d[0] for d in cursor.description)
-    finally:
-        conn.close()
+@pytest.fixture
+def any_engine(url: str) -> Iterator[Engine]:
+    """An engine on the test's database: a SQLite file, then a fresh PostgreSQL database."""
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
+
+
+def _view_columns(url: str, view: str) -> tuple[str, ...]:
+    return columns(url, f"SELECT * FROM {view}")
 
 
 def _at_head(db_url: str) -> str | None:
@@ -78,19 +88,19 @@ def test_head_revision_is_the_last_migration() -> None:
     assert migrate.head_revision() == HEAD
 
 
-def test_migrations_match_the_models(engine: Engine) -> None:
-    migrate.ensure_schema(engine)
-    assert migrate.current_revision(engine) == HEAD
-    assert migrate.drift(engine) == []
-    assert migrate.check(engine) == []
+def test_migrations_match_the_models(any_engine: Engine) -> None:
+    migrate.ensure_schema(any_engine)
+    assert migrate.current_revision(any_engine) == HEAD
+    assert migrate.drift(any_engine) == []
+    assert migrate.check(any_engine) == []
 
 
-def test_check_reports_older_and_empty_databases(engine: Engine, db_url: str) -> None:
-    [problem] = migrate.check(engine)
-    assert "no runhistory-sql schema" in problem and f"runhistory-sql db upgrade {db_url}" in problem
-    migrate.upgrade(engine, "0001")
-    [problem] = migrate.check(engine)
-    assert "revision 0001" in problem and f"runhistory-sql db upgrade {db_url}" in problem
+def test_check_reports_older_and_empty_databases(any_engine: Engine, url: str) -> None:
+    [problem] = migrate.check(any_engine)
+    assert "no runhistory-sql schema" in problem and f"runhistory-sql db upgrade {url}" in problem
+    migrate.upgrade(any_engine, "0001")
+    [problem] = migrate.check(any_engine)
+    assert "revision 0001" in problem and f"runhistory-sql db upgrade {url}" in problem
 
 
 # -- 2. upgrading with data in the database ----------------------------------------------------
@@ -117,7 +127,16 @@ _points = table(
 T0 = 1_700_000_000_123  # 2023-11-14T22:13:20.123Z
 
 
-def test_upgrade_from_0001_to_head_keeps_the_data(engine: Engine, db_path: Path) -> None:
+def timestamp(url: str, iso: str) -> str | datetime:
+    """How the views show the instant ``iso`` (``...Z``): ISO text on SQLite, a UTC
+    ``datetime`` (``timestamptz``) on PostgreSQL."""
+    if not is_postgres(url):
+        return iso
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def test_upgrade_from_0001_to_head_keeps_the_data(any_engine: Engine, url: str) -> None:
+    engine = any_engine
     assert migrate.upgrade(engine, "0001") == (None, "0001")
     with engine.begin() as conn:
         conn.execute(insert(_experiments).values(id=1, name="exp", created_at=T0))
@@ -155,31 +174,39 @@ def test_upgrade_from_0001_to_head_keeps_the_data(engine: Engine, db_path: Path)
             {"series_id": 3, "rev": 0, "seq": 0, "epoch": 1, "value": None, "special": None,
              "value_json": '{"f1": 0.5}', "recorded_at": T0 + 3500},
         ])
-    before = dump(db_path)
+    before = dump(url)
+    with engine.connect() as conn:
+        at_0001 = {name: {c["name"] for c in inspect(conn).get_columns(name)} for name in before}
 
     assert migrate.upgrade(engine) == ("0001", HEAD)
 
-    after = dump(db_path)
+    # every row of every table is kept (columns that later migrations add are left out here)
+    after = dump(url, ignore={
+        name: set(table.c.keys()) - at_0001[name] for name, table in schema.metadata.tables.items()
+    })
     assert after.pop("alembic_version") == [(HEAD,)]
     assert before.pop("alembic_version") == [("0001",)]
-    assert after == before  # no row of any table changed
-    assert rows(db_path, "SELECT * FROM v_metrics ORDER BY stage, metric, seq") == [
-        (7, "r1", "exp", 1, "loss", 0, 1, 0.5, None, "2023-11-14T22:13:21.123Z"),
-        (7, "r1", "exp", 1, "loss", 1, 2, 0.25, None, "2023-11-14T22:13:22.123Z"),
-        (7, "r1", "exp", 1, "loss", 2, 2, None, None, "2023-11-14T22:13:22.124Z"),
-        (7, "r1", "exp", 2, "acc", 0, 1, None, '{"f1": 0.5}', "2023-11-14T22:13:23.623Z"),
-    ]
-    assert rows(db_path, "SELECT * FROM v_runs") == [(
+    assert after == before
+    # SQLite has no NaN: the NaN point (special = 1) reads as NULL there, as NaN on PostgreSQL
+    nan = math.nan if is_postgres(url) else None
+    t = functools.partial(timestamp, url)
+    assert same(query(url, "SELECT * FROM v_metrics ORDER BY stage, metric, seq"), [
+        (7, "r1", "exp", 1, "loss", 0, 1, 0.5, None, t("2023-11-14T22:13:21.123Z")),
+        (7, "r1", "exp", 1, "loss", 1, 2, 0.25, None, t("2023-11-14T22:13:22.123Z")),
+        (7, "r1", "exp", 1, "loss", 2, 2, nan, None, t("2023-11-14T22:13:22.124Z")),
+        (7, "r1", "exp", 2, "acc", 0, 1, None, '{"f1": 0.5}', t("2023-11-14T22:13:23.623Z")),
+    ])
+    assert same(query(url, "SELECT * FROM v_runs"), [(
         7, "00000000-0000-0000-0000-000000000007", "exp", "r1", "finished",
-        "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:25.123Z", 3, 2, "h", '{"lr": 0.1}',
-    )]
+        t("2023-11-14T22:13:20.123Z"), t("2023-11-14T22:13:25.123Z"), 3, 2, "h", '{"lr": 0.1}',
+    )])
     assert migrate.drift(engine) == []
 
 
-def test_running_run_with_a_stale_heartbeat_reads_as_crashed(engine: Engine, db_path: Path) -> None:
-    migrate.ensure_schema(engine)
+def test_running_run_with_a_stale_heartbeat_reads_as_crashed(any_engine: Engine, url: str) -> None:
+    migrate.ensure_schema(any_engine)
     now = int(time.time() * 1000)
-    with engine.begin() as conn:
+    with any_engine.begin() as conn:
         conn.execute(insert(_experiments).values(id=1, name="exp", created_at=T0))
         common = {"experiment_id": 1, "status": "running", "created_at": T0, "current_stage": 1,
                   "current_epoch": 1, "tags": "{}"}
@@ -187,7 +214,7 @@ def test_running_run_with_a_stale_heartbeat_reads_as_crashed(engine: Engine, db_
             {"id": 1, "uuid": "a", "name": "stale", "heartbeat_at": now - 120_000, **common},
             {"id": 2, "uuid": "b", "name": "alive", "heartbeat_at": now, **common},
         ])
-    assert rows(db_path, "SELECT run_name, status, ended_at, num_stages FROM v_runs ORDER BY run_id") == [
+    assert query(url, "SELECT run_name, status, ended_at, num_stages FROM v_runs ORDER BY run_id") == [
         ("stale", "crashed", None, 0),
         ("alive", "running", None, 0),
     ]
@@ -201,16 +228,15 @@ def test_view_columns_are_the_documented_ones() -> None:
 
 
 @pytest.mark.parametrize("view", sorted(DOCUMENTED_VIEW_COLUMNS))
-def test_view_columns_are_pinned(engine: Engine, db_path: Path, view: str) -> None:
-    migrate.ensure_schema(engine)
-    assert _view_columns(db_path, view) == schema.VIEW_COLUMNS[view]
-    assert _view_columns(db_path, view) == DOCUMENTED_VIEW_COLUMNS[view]
+def test_view_columns_are_pinned(any_engine: Engine, url: str, view: str) -> None:
+    migrate.ensure_schema(any_engine)
+    assert _view_columns(url, view) == schema.VIEW_COLUMNS[view]
+    assert _view_columns(url, view) == DOCUMENTED_VIEW_COLUMNS[view]
 
 
-def test_the_views_are_exactly_the_documented_ones(engine: Engine, db_path: Path) -> None:
-    migrate.ensure_schema(engine)
-    views = [v for (v,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name")]
-    assert views == sorted(DOCUMENTED_VIEW_COLUMNS)
+def test_the_views_are_exactly_the_documented_ones(any_engine: Engine, url: str) -> None:
+    migrate.ensure_schema(any_engine)
+    assert views(url) == set(DOCUMENTED_VIEW_COLUMNS)
 
 
 def test_config_columns_follow_trainer_run_config() -> None:
@@ -225,96 +251,89 @@ def test_config_columns_follow_trainer_run_config() -> None:
 # -- 4. databases at other revisions -----------------------------------------------------------
 
 
-def test_older_database_is_refused_with_the_upgrade_command(
-    engine: Engine, db_url: str, db_path: Path,
-) -> None:
-    migrate.upgrade(engine, "0001")
-    before = dump(db_path)
+def test_older_database_is_refused_with_the_upgrade_command(any_engine: Engine, url: str) -> None:
+    migrate.upgrade(any_engine, "0001")
+    before = dump(url)
     with pytest.raises(SchemaVersionError) as info:
-        SQLRunHistory(db_url)
+        SQLRunHistory(url)
     message = str(info.value)
-    assert f"runhistory-sql db upgrade {db_url}" in message
+    assert f"runhistory-sql db upgrade {url}" in message
     assert "0001" in message and HEAD in message
-    assert dump(db_path) == before
-    assert migrate.current_revision(engine) == "0001"
+    assert dump(url) == before
+    assert migrate.current_revision(any_engine) == "0001"
 
 
-def test_older_database_is_upgraded_with_auto_upgrade(
-    engine: Engine, db_url: str, db_path: Path,
-) -> None:
-    migrate.upgrade(engine, "0001")
-    history = SQLRunHistory(db_url, experiment="e", run_name="r", auto_upgrade=True)
+def test_older_database_is_upgraded_with_auto_upgrade(any_engine: Engine, url: str) -> None:
+    migrate.upgrade(any_engine, "0001")
+    history = SQLRunHistory(url, experiment="e", run_name="r", auto_upgrade=True)
     try:
         history.update_metric("loss", 1.5)
     finally:
         history.close()
-    assert migrate.current_revision(engine) == HEAD
-    assert migrate.drift(engine) == []
-    assert rows(db_path, "SELECT run_name, metric, seq, value FROM v_metrics") == [("r", "loss", 0, 1.5)]
+    assert migrate.current_revision(any_engine) == HEAD
+    assert migrate.drift(any_engine) == []
+    assert query(url, "SELECT run_name, metric, seq, value FROM v_metrics") == [("r", "loss", 0, 1.5)]
 
 
-def test_newer_database_is_refused(engine: Engine, db_url: str, db_path: Path) -> None:
-    migrate.ensure_schema(engine)
-    with engine.begin() as conn:
+def test_newer_database_is_refused(any_engine: Engine, url: str) -> None:
+    migrate.ensure_schema(any_engine)
+    with any_engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    before = dump(db_path)
+    before = dump(url)
     for auto_upgrade in (False, True):
         with pytest.raises(SchemaVersionError) as info:
-            SQLRunHistory(db_url, auto_upgrade=auto_upgrade)
+            SQLRunHistory(url, auto_upgrade=auto_upgrade)
         message = str(info.value)
-        assert "9999" in message and "newer" in message and db_url in message
+        assert "9999" in message and "newer" in message and url in message
         assert "pip install -U runhistory-sql" in message
     with pytest.raises(SchemaVersionError, match="newer"):
-        migrate.upgrade(engine)
-    [problem] = migrate.check(engine)
+        migrate.upgrade(any_engine)
+    [problem] = migrate.check(any_engine)
     assert "newer" in problem
-    assert dump(db_path) == before
+    assert dump(url) == before
 
 
-def test_tables_like_ours_without_a_stamp_are_refused(engine: Engine, db_path: Path) -> None:
-    with engine.begin() as conn:
+def test_tables_like_ours_without_a_stamp_are_refused(any_engine: Engine, url: str) -> None:
+    with any_engine.begin() as conn:
         conn.execute(text("CREATE TABLE runs (id INTEGER PRIMARY KEY, what TEXT)"))
         conn.execute(text("INSERT INTO runs VALUES (1, 'not ours')"))
-    before = dump(db_path)
+    before = dump(url)
     with pytest.raises(SchemaVersionError, match="not made by runhistory-sql"):
-        migrate.ensure_schema(engine, auto_upgrade=True)
+        migrate.ensure_schema(any_engine, auto_upgrade=True)
     with pytest.raises(SchemaVersionError, match="not made by runhistory-sql"):
-        migrate.upgrade(engine)
-    assert dump(db_path) == before
+        migrate.upgrade(any_engine)
+    assert dump(url) == before
 
 
-def test_another_applications_alembic_database_is_refused(engine: Engine, db_path: Path) -> None:
-    with engine.begin() as conn:
+def test_another_applications_alembic_database_is_refused(any_engine: Engine, url: str) -> None:
+    with any_engine.begin() as conn:
         conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
         conn.execute(text("INSERT INTO alembic_version VALUES ('ae1027a6acf')"))
         conn.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY)"))
-    before = dump(db_path)
+    before = dump(url)
     with pytest.raises(SchemaVersionError, match="another application"):
-        migrate.ensure_schema(engine, auto_upgrade=True)
+        migrate.ensure_schema(any_engine, auto_upgrade=True)
     with pytest.raises(SchemaVersionError, match="another application"):
-        migrate.upgrade(engine)
-    assert dump(db_path) == before
+        migrate.upgrade(any_engine)
+    assert dump(url) == before
 
 
-def test_unrelated_tables_are_kept_and_the_schema_created_beside_them(
-    engine: Engine, db_path: Path,
-) -> None:
-    with engine.begin() as conn:
+def test_unrelated_tables_are_kept_and_the_schema_created_beside_them(any_engine: Engine, url: str) -> None:
+    with any_engine.begin() as conn:
         conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
         conn.execute(text("INSERT INTO notes VALUES (1, 'keep me')"))
-    migrate.ensure_schema(engine)
-    assert migrate.current_revision(engine) == HEAD
-    assert rows(db_path, "SELECT * FROM notes") == [(1, "keep me")]
-    tables = {t for (t,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == set(schema.metadata.tables) | {"alembic_version", "notes"}
+    migrate.ensure_schema(any_engine)
+    assert migrate.current_revision(any_engine) == HEAD
+    assert query(url, "SELECT * FROM notes") == [(1, "keep me")]
+    assert tables(url) == set(schema.metadata.tables) | {"alembic_version", "notes"}
 
 
-def test_ensure_schema_on_a_database_at_head_changes_nothing(engine: Engine, db_path: Path) -> None:
-    migrate.ensure_schema(engine)
-    before = dump(db_path)
-    migrate.ensure_schema(engine)
-    migrate.ensure_schema(engine, auto_upgrade=True)
-    assert dump(db_path) == before
+def test_ensure_schema_on_a_database_at_head_changes_nothing(any_engine: Engine, url: str) -> None:
+    migrate.ensure_schema(any_engine)
+    before = dump(url)
+    migrate.ensure_schema(any_engine)
+    migrate.ensure_schema(any_engine, auto_upgrade=True)
+    assert dump(url) == before
 
 
 # -- 5. eight processes create one fresh database at once -----------------------------------
@@ -340,16 +359,16 @@ _RACER = textwrap.dedent("""
 """)
 
 
-def test_eight_processes_create_one_fresh_database_at_once(
-    tmp_path: Path, db_url: str, db_path: Path,
-) -> None:
+def test_eight_processes_create_one_fresh_database_at_once(tmp_path: Path, url: str, db_path: Path) -> None:
+    # On SQLite, creation is serialised by the write lock (BEGIN IMMEDIATE); on PostgreSQL by
+    # migrate.py's advisory lock, without which the racers' CREATE TABLEs collide.
     folder = tmp_path / "barrier"
     folder.mkdir()
     script = tmp_path / "racer.py"
     script.write_text(_RACER)
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), db_url, str(i), str(folder)],
+            [sys.executable, str(script), url, str(i), str(folder)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(8)
@@ -361,7 +380,11 @@ def test_eight_processes_create_one_fresh_database_at_once(
             assert not failed, failed[0].communicate()
             assert time.monotonic() < deadline, "the racers did not start"
             time.sleep(0.02)
-        assert not db_path.exists()  # nobody has touched the database before the go
+        # nobody has touched the database before the go
+        if is_postgres(url):
+            assert tables(url) == set()
+        else:
+            assert not db_path.exists()
         (folder / "go").touch()
         results = [p.communicate(timeout=90) for p in procs]
     finally:
@@ -372,11 +395,12 @@ def test_eight_processes_create_one_fresh_database_at_once(
     for p, (out, err) in zip(procs, results):
         assert p.returncode == 0, err
 
-    assert rows(db_path, "SELECT version_num FROM alembic_version") == [(HEAD,)]
-    assert rows(db_path, "SELECT run_name, status FROM v_runs ORDER BY run_name") == [
+    assert query(url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert query(url, "SELECT run_name, status FROM v_runs ORDER BY run_name") == [
         (f"p{i}", "finished") for i in range(8)
     ]
-    got = rows(db_path, "SELECT run_name, metric, seq, epoch, value FROM v_metrics ORDER BY run_name, metric, seq")
+    assert query(url, "SELECT name FROM experiments") == [("race",)]
+    got = query(url, "SELECT run_name, metric, seq, epoch, value FROM v_metrics ORDER BY run_name, metric, seq")
     expected = []
     for i in range(8):
         expected.append((f"p{i}", "acc", 0, 2, i / 10))
@@ -395,10 +419,12 @@ def test_sqlite_pragmas(engine: Engine) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
-def test_foreign_keys_are_enforced(engine: Engine) -> None:
-    migrate.ensure_schema(engine)
-    with pytest.raises(Exception, match="FOREIGN KEY"):
-        with engine.begin() as conn:
+def test_foreign_keys_are_enforced(any_engine: Engine, url: str) -> None:
+    # SQLite enforces them only with PRAGMA foreign_keys = ON, which make_engine sets
+    migrate.ensure_schema(any_engine)
+    message = "violates foreign key constraint" if is_postgres(url) else "FOREIGN KEY constraint failed"
+    with pytest.raises(Exception, match=message):
+        with any_engine.begin() as conn:
             conn.execute(insert(_stages).values(id=1, run_id=12345, idx=1, started_at=T0))
 
 
@@ -414,21 +440,17 @@ def _alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     return result
 
 
-def test_alembic_upgrade_head_with_x_url(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'x.db'}"
+def test_alembic_upgrade_head_with_x_url(url: str) -> None:
     upgraded = _alembic("-x", f"url={url}", "upgrade", "head")
     assert "Running upgrade 0001 -> 0002" in upgraded.stderr  # alembic.ini's logging applies
     assert _at_head(url) == HEAD
     assert f"{HEAD} (head)" in _alembic("-x", f"url={url}", "current").stdout
 
 
-def test_alembic_downgrade_to_base_and_back_to_head(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'down.db'}"
+def test_alembic_downgrade_to_base_and_back_to_head(url: str) -> None:
     _alembic("-x", f"url={url}", "upgrade", "head")
     _alembic("-x", f"url={url}", "downgrade", "base")
-    assert rows(tmp_path / "down.db", "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'") == [
-        ("alembic_version",)
-    ]
+    assert tables(url) == {"alembic_version"} and views(url) == set()
     _alembic("-x", f"url={url}", "upgrade", "head")
     eng = make_engine(url)
     try:
@@ -438,8 +460,29 @@ def test_alembic_downgrade_to_base_and_back_to_head(tmp_path: Path) -> None:
         eng.dispose()
 
 
-def test_alembic_upgrade_head_with_the_environment_variable(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'env.db'}"
+def test_alembic_downgrade_one_step_with_data_and_back_keeps_it(url: str) -> None:
+    # with rows in points, a downgrade that rebuilds series trips the points -> series key
+    with SQLRunHistory(url, run_name="kept") as h:
+        for i in range(3):
+            h.update_metric("loss", float(i))
+        h._increment_epoch()
+        h.update_metric("acc", {"f1": 0.5})
+    before = query(url, "SELECT * FROM v_metrics ORDER BY metric, seq")
+
+    _alembic("-x", f"url={url}", "downgrade", "-1")
+    downgraded = (_at_head(url), query(url, "SELECT * FROM v_metrics ORDER BY metric, seq"))
+    _alembic("-x", f"url={url}", "upgrade", "head")
+
+    assert downgraded == (HEAD_PREVIOUS, before)
+    assert query(url, "SELECT * FROM v_metrics ORDER BY metric, seq") == before
+    eng = make_engine(url)
+    try:
+        assert (migrate.current_revision(eng), migrate.check(eng)) == (HEAD, [])
+    finally:
+        eng.dispose()
+
+
+def test_alembic_upgrade_head_with_the_environment_variable(url: str) -> None:
     _alembic("upgrade", "head", env={**os.environ, "RUNHISTORY_SQL_URL": url})
     assert _at_head(url) == HEAD
 
@@ -527,3 +570,28 @@ def test_mask_hides_a_password_given_as_a_query_parameter() -> None:
 def test_mask_leaves_urls_without_a_password_alone() -> None:
     assert mask("sqlite:////tmp/runs.db") == "sqlite:////tmp/runs.db"
     assert mask("not a url") == "<unparseable URL>"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://u:s3cret-pw@h:notaport/db",  # a port that is not a number
+    "postgres ql://u:s3cret-pw@h/db",
+    "postgres ql://u:s3cret@pw/x@h/db",  # an unencoded "/" and "@" in the password
+    "postgres ql://u@h/db?sslmode=require&Password=s3cret-pw",
+])
+def test_an_unparseable_url_is_refused_without_showing_its_password(url: str) -> None:
+    import traceback
+
+    from click.testing import CliRunner
+
+    from runhistory_sql.cli import main
+    from runhistory_sql.errors import DatabaseURLError
+
+    with pytest.raises(DatabaseURLError, match="Could not parse database URL") as raised:
+        make_engine(url)
+    cli = CliRunner().invoke(main, ["db", "current", url])
+
+    said = "".join(traceback.format_exception(raised.value))
+    assert "s3cret" not in said and "***" in str(raised.value)
+    assert cli.exit_code == 1 and "Could not parse database URL" in cli.output
+    assert "s3cret" not in cli.output
+    assert mask(url) == "<unparseable URL>"

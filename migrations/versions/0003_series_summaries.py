@@ -33,7 +33,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("series", schema=None) as batch_op:
-        batch_op.drop_column("max_value")
-        batch_op.drop_column("min_value")
-        batch_op.drop_column("n_points")
+    if op.get_bind().dialect.name == "sqlite":
+        # Not batch mode: SQLite would copy the table and rename the copy to "series", which
+        # fails on the views that name "series" and, with data, on the points -> series foreign
+        # key (the DROP of the old table). SQLite >= 3.35 drops an unreferenced column in place.
+        for name in ("max_value", "min_value", "n_points"):
+            op.execute(f"ALTER TABLE series DROP COLUMN {name}")
+        return
+    op.drop_column("series", "max_value")
+    op.drop_column("series", "min_value")
+    op.drop_column("series", "n_points")
