@@ -101,10 +101,22 @@ def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> No
             else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000))
             for _, t, s, e, v, a in ops[start:start + _SLICE]
         ]
-        conn.exec_driver_sql(sql, rows)
+        _write_rows(conn, sql, rows)
         touched.update(row[0] for row in rows)
         time.sleep(0)  # hand the GIL back to the training loop between slices
     _update_stats(conn, cur, touched)
+
+
+def _write_rows(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert point rows: ``executemany`` on SQLite, ``COPY`` on PostgreSQL (several times faster
+    than psycopg's ``executemany``), in the caller's transaction either way."""
+    if conn.dialect.name != "postgresql":
+        conn.exec_driver_sql(sql, rows)
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY points ({_POINT_COLUMNS}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _update_stats(conn: Connection, cur: Cursor, touched: set[int]) -> None:

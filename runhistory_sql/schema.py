@@ -179,4 +179,7 @@ VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
         "mixed_precision", "num_processes",
     ),
     "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload"),
+    "v_summaries": (
+        "run_id", "run_name", "experiment", "stage", "metric", "n_points", "min_value", "max_value",
+    ),
 }

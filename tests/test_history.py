@@ -847,3 +847,22 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password():
     assert message.startswith("Cannot use database postgresql+psycopg://trainer:***@127.0.0.1:1/runs: ")
     assert message.endswith("Check that the server is running and the URL and credentials are right.")
     assert "s3cret" not in message
+
+
+def test_summaries_rank_runs_by_their_best_value_in_sql_and_through_the_store(url):
+    from runhistory_sql import RunStore
+
+    for name, losses in (("a", [3.0, 1.0, 2.0]), ("b", [0.5, float("nan"), 4.0]), ("c", [2.5])):
+        with SQLRunHistory(url, run_name=name) as h:
+            for loss in losses:
+                h.update_metric("loss", loss)
+                h._increment_epoch()
+    with RunStore(url) as store:
+        best = store.best("loss", limit=2)
+        highest = store.best("loss", mode="max", limit=1)
+
+    in_sql = query(url, "SELECT run_name, MIN(min_value) FROM v_summaries WHERE metric = 'loss' GROUP BY run_name ORDER BY 2 LIMIT 2")
+    assert best == [("default", "b", 0.5), ("default", "a", 1.0)]
+    assert in_sql == [("b", 0.5), ("a", 1.0)]
+    assert highest == [("default", "b", 4.0)]
+    assert query(url, "SELECT run_name, n_points FROM v_summaries ORDER BY run_name") == [("a", 3), ("b", 3), ("c", 1)]

@@ -58,6 +58,8 @@ DOCUMENTED_VIEW_COLUMNS = {
         "num_processes",
     ),
     "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload"),
+    # not in DESIGN.md: added with migration 0003 for fast best-of-run queries in plain SQL
+    "v_summaries": ("run_id", "run_name", "experiment", "stage", "metric", "n_points", "min_value", "max_value"),
 }
 
 
