@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+from itertools import groupby
+from operator import itemgetter
 import time
 from math import copysign
 from dataclasses import dataclass, field
@@ -22,8 +24,9 @@ from .values import encode_float
 from .runs import inserted_id
 from .schema import configs, events, metrics, points, runs, series, stages
 
-# Operation codes: the first element of every queued tuple.
-POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END = range(10)
+# Operation codes: the first element of every queued tuple. POINT carries a non-zero float (NaN
+# and infinities included); POINT_ENC anything else, already encoded as (value, special, json).
+POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END, POINT_ENC = range(11)
 
 Op = tuple[Any, ...]
 #: points converted per slice; between slices the writer yields the GIL to the training loop
@@ -70,18 +73,16 @@ def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int
     """
     after = copy.deepcopy(cursor)
     sql = _point_sql(conn.dialect.paramstyle)
-    run: list[Op] = []  # consecutive points, inserted with one executemany
-    for op in batch:
-        if op[0] == POINT:
-            run.append(op)
-            continue
-        if run:
-            _insert_points(conn, sql, run, after)
-            run = []
-        if op[0] != FLUSH:
-            _apply_one(conn, after, op)
-    if run:
-        _insert_points(conn, sql, run, after)
+    sqlite = conn.dialect.name == "sqlite"
+    # consecutive operations of one kind together, grouped in C: no Python work per point
+    for code, group in groupby(batch, key=itemgetter(0)):
+        if code == POINT and sqlite:
+            _insert_plain_sqlite(conn, list(group), after)
+        elif code in (POINT, POINT_ENC):
+            _insert_points(conn, sql, list(group), after)
+        elif code != FLUSH:
+            for op in group:
+                _apply_one(conn, after, op)
     conn.execute(update(runs).where(runs.c.id == after.run_id).values(heartbeat_at=now_ms(), last_batch=batch_id))
     return after
 
@@ -105,6 +106,32 @@ def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> No
         touched.update(row[0] for row in rows)
         time.sleep(0)  # hand the GIL back to the training loop between slices
     _update_stats(conn, cur, touched)
+
+
+_PLAIN_SQLITE = (
+    f"INSERT INTO points ({_POINT_COLUMNS}) "
+    # the queued tuple is bound as it is: ?2 token, ?3 seq, ?4 epoch, ?5 value, ?6 time in s;
+    # SQLite binds NaN as NULL, which is what `special` 1 means
+    "SELECT series_id, 0, ?3, ?4, ?5, CASE WHEN ?5 IS NULL THEN 1 END, NULL, CAST(?6 * 1000 AS INTEGER) "
+    "FROM temp.rh_tokens WHERE token = ?2 AND ?1 IS NOT NULL"
+)
+
+
+def _insert_plain_sqlite(conn: Connection, ops: list[Op], cur: Cursor) -> None:
+    """Insert plain-float points on SQLite by binding the queued tuples directly.
+
+    The token -> series id map lives in a TEMP table of the connection, so the writer does no
+    Python work per point at all (it shares the GIL with the training loop).
+    """
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS rh_tokens (token INTEGER PRIMARY KEY, series_id INTEGER NOT NULL)"
+    )
+    conn.exec_driver_sql("INSERT OR REPLACE INTO temp.rh_tokens VALUES (?, ?)", list(cur.series.items()))
+    inserted = conn.exec_driver_sql(_PLAIN_SQLITE, ops).rowcount
+    if inserted != len(ops):  # a token without a series would be a bug: never lose points quietly
+        raise RuntimeError(f"inserted {inserted} of {len(ops)} points: unknown series token")
+    tokens = set(map(itemgetter(1), ops))
+    _update_stats(conn, cur, {cur.series[t] for t in tokens})
 
 
 def _write_rows(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:

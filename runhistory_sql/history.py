@@ -168,7 +168,11 @@ class SQLRunHistory(RunHistory):
                 f"A metric name must be a str, not {type(metric_name).__qualname__} ({metric_name!r})."
             )
         name = self._prefix + metric_name
-        stored = metric_value if type(metric_value) is float else encode(metric_value, name)
+        stored: Any
+        if type(metric_value) is float and metric_value:
+            code, stored = w.POINT, metric_value
+        else:  # zeros too: -0.0 needs a flag that only Python can set
+            code, stored = w.POINT_ENC, encode(metric_value, name)
         entry = self._m.get(name)
         if entry is None:
             entry = self._start_series(name)
@@ -180,7 +184,7 @@ class SQLRunHistory(RunHistory):
         values.append(metric_value)
         queue = self._queue
         if queue is not None:
-            queue.append((w.POINT, entry[2], seq, epoch, stored, _time()))
+            queue.append((code, entry[2], seq, epoch, stored, _time()))
             if len(queue) > self._wake_at:
                 self._wake()
 
