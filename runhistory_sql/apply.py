@@ -47,17 +47,20 @@ class Cursor:
     metric_ids: dict[str, int] = field(default_factory=dict)
     #: series id -> [effective points, min, max] of its numeric values, kept in ``series``
     stats: dict[int, list[Any]] = field(default_factory=dict)
+    #: the run's ``created_at``: points store their time as milliseconds since it
+    created_ms: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "stage": self.stage, "stage_id": self.stage_id,
                 "rewinds": self.rewinds, "series": {str(k): v for k, v in self.series.items()},
-                "stats": {str(k): v for k, v in self.stats.items()}}
+                "stats": {str(k): v for k, v in self.stats.items()}, "created_ms": self.created_ms}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Cursor":
         series_ids = {int(k): int(v) for k, v in data["series"].items()}
         stats = {int(k): list(v) for k, v in data.get("stats", {}).items()}
-        return cls(data["run_id"], data["stage"], data["stage_id"], data["rewinds"], series_ids, stats=stats)
+        return cls(data["run_id"], data["stage"], data["stage_id"], data["rewinds"], series_ids, stats=stats,
+                   created_ms=data["created_ms"])
 
 
 def _point_sql(paramstyle: str) -> str:
@@ -93,13 +96,13 @@ def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> No
     The writer thread shares the GIL with the training loop, so the common case (a plain float)
     is one list comprehension; per-series summaries are then read back by the database itself.
     """
-    ids = cur.series
+    ids, created = cur.series, cur.created_ms
     touched: set[int] = set()
     for start in range(0, len(ops), _SLICE):
         rows = [
-            (ids[t], 0, s, e, v, None, None, int(a * 1000))
+            (ids[t], 0, s, e, v, None, None, int(a * 1000) - created)
             if type(v) is float and v == v and (v or copysign(1.0, v) > 0)
-            else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000))
+            else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000) - created)
             for _, t, s, e, v, a in ops[start:start + _SLICE]
         ]
         _write_rows(conn, sql, rows)
@@ -111,8 +114,8 @@ def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> No
 _PLAIN_SQLITE = (
     f"INSERT INTO points ({_POINT_COLUMNS}) "
     # the queued tuple is bound as it is: ?2 token, ?3 seq, ?4 epoch, ?5 value, ?6 time in s;
-    # SQLite binds NaN as NULL, which is what `special` 1 means
-    "SELECT series_id, 0, ?3, ?4, ?5, CASE WHEN ?5 IS NULL THEN 1 END, NULL, CAST(?6 * 1000 AS INTEGER) "
+    # SQLite binds NaN as NULL, which is what `special` 1 means; times are ms since the run began
+    "SELECT series_id, 0, ?3, ?4, ?5, CASE WHEN ?5 IS NULL THEN 1 END, NULL, CAST(?6 * 1000 AS INTEGER) - {created} "
     "FROM temp.rh_tokens WHERE token = ?2 AND ?1 IS NOT NULL"
 )
 
@@ -127,7 +130,7 @@ def _insert_plain_sqlite(conn: Connection, ops: list[Op], cur: Cursor) -> None:
         "CREATE TEMP TABLE IF NOT EXISTS rh_tokens (token INTEGER PRIMARY KEY, series_id INTEGER NOT NULL)"
     )
     conn.exec_driver_sql("INSERT OR REPLACE INTO temp.rh_tokens VALUES (?, ?)", list(cur.series.items()))
-    inserted = conn.exec_driver_sql(_PLAIN_SQLITE, ops).rowcount
+    inserted = conn.exec_driver_sql(_PLAIN_SQLITE.format(created=int(cur.created_ms)), ops).rowcount
     if inserted != len(ops):  # a token without a series would be a bug: never lose points quietly
         raise RuntimeError(f"inserted {inserted} of {len(ops)} points: unknown series token")
     tokens = set(map(itemgetter(1), ops))

@@ -6,6 +6,8 @@ the default ``sqlite:///runhistory.db`` in the working directory.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 import re
 from pathlib import Path
 from typing import Any
@@ -100,8 +102,24 @@ def _sqlite_connect_listener(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _enable_wal(cursor)
     cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL (a setting kept in the file). The switch needs a moment alone with the
+    file and, unlike other statements, does not wait under the busy timeout: processes opening a
+    fresh file together retry it instead of failing with "database is locked"."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_begin_listener(conn: Any) -> None:

@@ -106,7 +106,10 @@ class SQLRunHistory(RunHistory):
         self._queue: Any = None
         if self._is_writer and state.run_id is not None:
             tokens = {self._m[name][2]: series_id for name, (series_id, _, _) in state.series.items()}
-            cursor = Cursor(state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats)
+            cursor = Cursor(
+                state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats,
+                created_ms=state.created_ms,
+            )
             self._writer = Writer(self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval)
             self._queue, self._wake, self._wake_at = self._writer.queue, self._writer.wake, self._writer.batch_size
             if state.resumed:

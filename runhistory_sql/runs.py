@@ -40,6 +40,8 @@ class RunState:
     previous_status: str | None = None
     #: the run's ``runs.uuid`` (``None`` when there is no run row)
     uuid: str | None = None
+    #: the run's ``created_at`` (ms): points store their time relative to it
+    created_ms: int = 0
     #: series id -> [effective points, min, max], as stored in ``series``
     stats: dict[int, list[Any]] = field(default_factory=dict)
     #: metric name -> (series id, values, epoch marks [(epoch, first index)])
@@ -88,7 +90,7 @@ def _create(
     )
     run_id = inserted_id(run)
     stage = conn.execute(insert(stages).values(run_id=run_id, idx=1, started_at=now))
-    return RunState(run_id, name, experiment, stage_id=inserted_id(stage), uuid=run_uuid)
+    return RunState(run_id, name, experiment, stage_id=inserted_id(stage), uuid=run_uuid, created_ms=now)
 
 
 def _holder_alive(row: Any) -> bool:
@@ -196,7 +198,7 @@ def _load(conn: Connection, row: Any) -> RunState:
     ).scalar_one()
     state = RunState(
         row.id, row.name, experiment, stage=row.current_stage, stage_id=stage_id,
-        epoch=row.current_epoch, rewinds=row.rewinds, uuid=row.uuid,
+        epoch=row.current_epoch, rewinds=row.rewinds, uuid=row.uuid, created_ms=row.created_at,
     )
     query = (
         select(series.c.id, metrics.c.name, series.c.n_points, series.c.min_value, series.c.max_value)

@@ -1,7 +1,8 @@
 """Tables of the runhistory-sql schema (the documented views live in the migrations).
 
-Every timestamp is stored as integer milliseconds since the Unix epoch, UTC; the views render
-them. A metric point lives in ``points`` keyed by ``(series_id, rev, seq)``: ``rev = 0`` is the
+Every timestamp is stored as integer milliseconds since the Unix epoch, UTC, except a point's
+``recorded_at``: milliseconds since its run's ``created_at`` (3-4 bytes instead of 6; migration
+0004). The views render them all as UTC times. A metric point lives in ``points`` keyed by ``(series_id, rev, seq)``: ``rev = 0`` is the
 effective history, ``rev > 0`` a point superseded by the rewind numbered ``rev``. A ``series`` is
 one metric within one stage of one run; ``delete_metric`` flags its series ``deleted`` and a later
 write of the same name opens a new series, so nothing is ever physically removed.

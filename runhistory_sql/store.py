@@ -83,6 +83,7 @@ class RunStore:
         :return: the points; ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC
         """
         run_id = self.run(run, experiment)["run_id"]
+        created = self._created_ms(run_id)
         with self._engine.connect() as conn:
             series_id = conn.execute(text(
                 "SELECT s.id FROM series s JOIN metrics m ON m.id = s.metric_id JOIN stages st ON st.id = s.stage_id "
@@ -92,7 +93,7 @@ class RunStore:
             if series_id is None:
                 return []
             effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0"
-            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at {effective} ORDER BY seq", (series_id,))
+            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created} {effective} ORDER BY seq", (series_id,))
             # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
             odd = fetch_raw(
                 conn, f"SELECT seq, value, special, value_json {effective} AND (special IS NOT NULL OR value_json IS NOT NULL)",
@@ -102,6 +103,10 @@ class RunStore:
             point = rows[seq]
             rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3])
         return rows  # type: ignore[return-value]
+
+    def _created_ms(self, run_id: int) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(text("SELECT created_at FROM runs WHERE id = :id"), {"id": run_id}).scalar_one())
 
     def best(
         self, metric: str, *, mode: str = "min", limit: int = 10, experiment: str | None = None,
