@@ -34,7 +34,7 @@ from helpers import columns, dump, is_postgres, query, same, tables, views
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HEAD = "0004"
-HEAD_PREVIOUS = "0002"
+HEAD_PREVIOUS = "0003"
 
 #: A literal copy of the column lists promised in DESIGN.md ("SQL contract"). Deliberately not
 #: derived from schema.VIEW_COLUMNS, so that changing that constant alone fails a test too.
