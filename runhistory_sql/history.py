@@ -188,7 +188,7 @@ class SQLRunHistory(RunHistory):
         queue = self._queue
         if queue is not None:
             queue.append((code, entry[2], seq, epoch, stored, _time()))
-            if len(queue) > self._wake_at:
+            if len(queue) == self._wake_at:  # once per crossing: waking costs a GIL hand-over
                 self._wake()
 
     def _start_series(self, name: str) -> list[Any]:
