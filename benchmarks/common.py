@@ -91,7 +91,7 @@ class Sizes:
     reps: int = 3
     mlflow_calls: int = 200
     mlflow_points: int = 20_000
-    max_block_ms: float = 10.0
+    max_block_ms: float = 20.0
 
 
 @dataclass

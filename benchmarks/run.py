@@ -35,7 +35,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calls", type=int, help="update_metric calls timed per history in goal 1; default 200,000")
     p.add_argument("--reps", type=int, help="alternating repetitions of ingest and read; default 3")
     p.add_argument("--max-block-ms", type=float,
-                   help="the bound on one update_metric while the DB is locked; default 10")
+                   help="the stated bound on one update_metric while the DB is locked; default 20")
     pg = p.add_mutually_exclusive_group()
     pg.add_argument("--pg-url", help="a PostgreSQL database to use (the benchmark works in a schema it drops)")
     pg.add_argument("--pg-start", action="store_true", help="start a throwaway PostgreSQL server (needs initdb)")
