@@ -295,3 +295,32 @@ def test_importing_a_spill_twice_does_not_double_it(
     assert query(pg_url, "SELECT COUNT(*) FROM v_metrics") == [(7,)]
     assert _effective(pg_url, "imported-twice") == expected
     assert query(pg_url, "SELECT kind FROM v_events ORDER BY recorded_at, kind") == [("checkpoint",), ("spill_imported",)]
+
+
+def test_a_long_outage_moves_the_queue_to_disk_and_loses_nothing(pg_url: str, pg_server: Any) -> None:
+    from runhistory_sql import SQLRunHistory
+
+    history = SQLRunHistory(pg_url, run_name="overflow", flush_interval=0.1)
+    history._writer.max_queue = 500  # the memory bound, small enough to cross here
+    history.update_metric("loss", 0.5)
+    assert history.flush(30)
+    try:
+        _stop(pg_server)
+        deadline = time.monotonic() + 30
+        written = 1
+        while time.monotonic() < deadline and not history._writer._overflow:
+            for _ in range(600):
+                history.update_metric("loss", float(written))
+                written += 1
+            time.sleep(0.3)  # the writer retries with backoff while the server is down
+        parked = [chunk.path for chunk in history._writer._overflow]
+    finally:
+        _ensure_running(pg_server)
+    assert parked and all(path.exists() for path in parked)
+
+    assert history.flush(60)
+    history.close()
+
+    stored = query(pg_url, "SELECT seq, value FROM v_metrics WHERE run_name = 'overflow' ORDER BY seq")
+    assert stored == [(0, 0.5)] + [(i, float(i)) for i in range(1, written)]
+    assert not any(path.exists() for path in parked)  # read back in order, then removed
