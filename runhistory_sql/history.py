@@ -23,13 +23,14 @@ from sqlalchemy.exc import OperationalError
 from . import lifecycle
 from . import apply as w
 from .apply import Cursor
+from .checks import check_arguments, check_no_nul
 from .writer import Writer, brief
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
 from .errors import DatabaseUnavailableError, RunHistorySQLError
 from .migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
-from .runs import RESUME_MODES, RunState, open_run
+from .runs import RunState, open_run
 from .snapshot import config_row, jsonable
 from .values import encode
 
@@ -74,7 +75,7 @@ class SQLRunHistory(RunHistory):
         resume: str = "never", tags: dict[str, Any] | None = None, auto_upgrade: bool = False,
         flush_interval: float = 1.0, heartbeat_interval: float = HEARTBEAT_S,
     ) -> None:
-        _check_arguments(experiment, run_name, resume, tags, flush_interval, heartbeat_interval)
+        check_arguments(experiment, run_name, resume, tags, flush_interval, heartbeat_interval)
         self._engine: Engine = make_engine(url)
         try:
             self._is_writer = world_process_index() == 0
@@ -192,7 +193,7 @@ class SQLRunHistory(RunHistory):
                 self._wake()
 
     def _start_series(self, name: str) -> list[Any]:
-        _check_no_nul("metric name", name)  # once per name and stage: not on the hot path
+        check_no_nul("metric name", name)  # once per name and stage: not on the hot path
         token = next(_tokens)
         self._m[name] = entry = [[], [], token, None]
         self._stage_used = True
@@ -255,7 +256,7 @@ class SQLRunHistory(RunHistory):
         """
         if not isinstance(kind, str) or not kind:
             raise TypeError(f"An event kind must be a non-empty str, not {kind!r}.")
-        _check_no_nul("event kind", kind)
+        check_no_nul("event kind", kind)
         self._check_open()
         try:
             body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=str)
@@ -370,32 +371,3 @@ def _truncate(entry: list[Any], epoch: int) -> None:
         del values[marks[keep][1]:]
         del marks[keep:]
         entry[3] = marks[-1][0] if marks else None
-
-
-def _check_no_nul(what: str, text: str) -> None:
-    if "\x00" in text:
-        raise ValueError(f"A {what} cannot contain a NUL character (PostgreSQL cannot store it): {text!r}.")
-
-
-def _check_arguments(
-    experiment: Any, run_name: Any, resume: Any, tags: Any, flush_interval: Any, heartbeat: Any,
-) -> None:
-    if not isinstance(experiment, str) or not experiment:
-        raise TypeError(f"experiment must be a non-empty str, not {experiment!r}.")
-    if run_name is not None and (not isinstance(run_name, str) or not run_name):
-        raise TypeError(f"run_name must be a non-empty str or None, not {run_name!r}.")
-    for what, text in (("experiment", experiment), ("run_name", run_name or "")):
-        _check_no_nul(what, text)
-    if resume not in RESUME_MODES:
-        raise ValueError(f"resume must be one of {', '.join(map(repr, RESUME_MODES))}, not {resume!r}.")
-    if tags is not None:
-        if not isinstance(tags, dict):
-            raise TypeError(f"tags must be a dict, not {type(tags).__qualname__}.")
-        try:
-            json.dumps(tags)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"tags must be JSON-serialisable: {e}") from e
-    if not isinstance(flush_interval, (int, float)) or not 0 < flush_interval <= 60:
-        raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
-    if not isinstance(heartbeat, (int, float)) or not 0.05 <= heartbeat <= 3600:
-        raise ValueError(f"heartbeat_interval must be a number of seconds in [0.05, 3600], not {heartbeat!r}.")

@@ -1,0 +1,38 @@
+"""Checks of what users pass to ``SQLRunHistory``: bad input fails at the call site, named."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .runs import RESUME_MODES
+
+
+def check_no_nul(what: str, text: str) -> None:
+    """Refuse a NUL character, which PostgreSQL cannot store."""
+    if "\x00" in text:
+        raise ValueError(f"A {what} cannot contain a NUL character (PostgreSQL cannot store it): {text!r}.")
+
+
+def check_arguments(
+    experiment: Any, run_name: Any, resume: Any, tags: Any, flush_interval: Any, heartbeat: Any,
+) -> None:
+    """Check the arguments of ``SQLRunHistory`` before anything touches the database."""
+    if not isinstance(experiment, str) or not experiment:
+        raise TypeError(f"experiment must be a non-empty str, not {experiment!r}.")
+    if run_name is not None and (not isinstance(run_name, str) or not run_name):
+        raise TypeError(f"run_name must be a non-empty str or None, not {run_name!r}.")
+    for what, text in (("experiment", experiment), ("run_name", run_name or "")):
+        check_no_nul(what, text)
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be one of {', '.join(map(repr, RESUME_MODES))}, not {resume!r}.")
+    if tags is not None:
+        if not isinstance(tags, dict):
+            raise TypeError(f"tags must be a dict, not {type(tags).__qualname__}.")
+        try:
+            json.dumps(tags)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"tags must be JSON-serialisable: {e}") from e
+    if not isinstance(flush_interval, (int, float)) or not 0 < flush_interval <= 60:
+        raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
+    if not isinstance(heartbeat, (int, float)) or not 0.05 <= heartbeat <= 3600:
+        raise ValueError(f"heartbeat_interval must be a number of seconds in [0.05, 3600], not {heartbeat!r}.")
