@@ -44,8 +44,8 @@ class Writer:
     :param interval: the longest time a point waits in the queue, in seconds
     :param batch_size: a queue this long wakes the writer at once
     :param heartbeat: how often, in seconds, the run's heartbeat is refreshed
-    :param max_queue: while the database fails, a queue longer than this moves to a temporary
-        file (the memory bound); it is written, in order, once the database is back
+    :param max_queue: a queue longer than this (the database failing, or not keeping up with a
+        tight loop) moves to a temporary file, the memory bound; it is written back in order
     """
 
     def __init__(
@@ -154,6 +154,8 @@ class Writer:
             self._wake.clear()
             if self._abandoned:
                 return
+            if len(self.queue) > self.max_queue:  # far behind (or failing): bound the memory
+                self._overflow_to_disk()
             if self._retry is None and self._can_wait() and self._in_a_burst():
                 # Let the burst run: commit when the interval is up, or at once on a flush.
                 # (Waking often would cost the training loop a GIL hand-over each time.)
@@ -173,8 +175,6 @@ class Writer:
                     log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
                 self._error, self._retry = e, (batch, batch_id)
                 backoff = min(max(backoff * 2, 0.25), 5.0)
-                if len(self.queue) > self.max_queue:
-                    self._overflow_to_disk()
                 continue
             self._retry, self._error, backoff = None, None, 0.0
             if self._stopping and any(op[0] == END for op in batch):
@@ -205,7 +205,8 @@ class Writer:
         training loop, which only appends, is never blocked."""
         popleft = self.queue.popleft
         self._overflow.append(_Overflow.save([popleft() for _ in range(len(self.queue))]))
-        log.warning("runhistory-sql: the database is still failing; queued points moved to %s", self._overflow[-1].path)
+        log.warning("runhistory-sql: the writer is behind; %d queued operations moved to %s",
+                    self._overflow[-1].count, self._overflow[-1].path)
 
     def _overflowed_ops(self) -> list[Op]:
         return [op for chunk in self._overflow for op in chunk.load()]
@@ -236,8 +237,8 @@ def brief(error: BaseException | None) -> str:
 class _Overflow:
     """Operations parked in a temporary JSON-lines file; flush waiters stay in memory."""
 
-    def __init__(self, path: Path, waiters: list[Op]) -> None:
-        self.path, self.waiters = path, waiters
+    def __init__(self, path: Path, waiters: list[Op], count: int) -> None:
+        self.path, self.waiters, self.count = path, waiters, count
 
     @classmethod
     def save(cls, ops: list[Op]) -> "_Overflow":
@@ -246,7 +247,7 @@ class _Overflow:
             for op in ops:
                 if op[0] != FLUSH:
                     f.write(json.dumps(op, ensure_ascii=False) + "\n")
-        return cls(Path(name), [op for op in ops if op[0] == FLUSH])
+        return cls(Path(name), [op for op in ops if op[0] == FLUSH], len(ops))
 
     def load(self) -> list[Op]:
         with self.path.open(encoding="utf-8") as f:
