@@ -1,4 +1,6 @@
-"""RunTrackingCallback with the real pytorch-accelerated Trainer on CPU and a real SQLite file.
+"""RunTrackingCallback with the real pytorch-accelerated Trainer on CPU and a real database.
+
+The database is the ``url`` fixture: a SQLite file, then a real PostgreSQL.
 
 What was observed (pytorch-accelerated 0.1.61):
 - ``train()`` snapshots into the stage its ``reset()`` opened, ``evaluate()`` into the next one;
@@ -43,14 +45,45 @@ from torch.utils.data import Sampler
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
 from runhistory_sql.demo import make_datasets, make_model
 from runhistory_sql.snapshot import jsonable
-from tests.helpers import rows
-from tests.tracking_support import events, finish, run_row, start, write_script
+from tests.helpers import is_postgres, query
+from tests.tracking_support import finish, start, write_script
 
 BATCH = 32
 NO_WORKERS = {"num_workers": 0}
 BOOL_FIELDS = {"is_local_process_zero", "is_world_process_zero", "is_distributed"}
 DL_FIELDS = {"train_dl_kwargs", "eval_dl_kwargs"}
 FIELDS = [field.name for field in dataclasses.fields(TrainerRunConfig)]
+
+
+def events(url: str, run_id: int = 1) -> list[tuple[Any, ...]]:
+    """(stage, epoch, kind, payload) of every event of the run, in the order recorded, on any backend.
+
+    As ``tests.tracking_support.events`` (which reads a SQLite file): the order comes from the
+    ``events`` table's key, and the rows themselves must be ``v_events``'s.
+    """
+    ordered = query(
+        url,
+        "SELECT st.idx, ev.epoch, ev.kind, ev.payload FROM events ev "
+        "LEFT JOIN stages st ON st.id = ev.stage_id WHERE ev.run_id = :run_id ORDER BY ev.id",
+        {"run_id": run_id},
+    )
+    public = query(url, "SELECT stage, epoch, kind, payload FROM v_events WHERE run_id = :run_id", {"run_id": run_id})
+    assert sorted(public, key=repr) == sorted(ordered, key=repr)
+    return [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in ordered]
+
+
+def run_row(url: str, run_name: str) -> tuple[Any, ...]:
+    """(status, ended_at is set, current_epoch, num_stages) of the run, from ``v_runs``.
+
+    As ``tests.tracking_support.run_row``: "ended_at is set" is 1/0 on SQLite and a bool on
+    PostgreSQL, so it is checked to be that, then given as 1/0 on both.
+    """
+    ((status, ended, epoch, stages),) = query(
+        url, "SELECT status, ended_at IS NOT NULL, current_epoch, num_stages FROM v_runs WHERE run_name = :name",
+        {"name": run_name},
+    )
+    assert type(ended) is (bool if is_postgres(url) else int)
+    return (status, int(ended), epoch, stages)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -103,13 +136,15 @@ def _defaults_around(callback: Any, position: str) -> list[Any]:
     return [*defaults[:at], callback, *defaults[at:]]
 
 
-def _configs(db: Path) -> list[dict[str, Any]]:
+def _configs(url: str) -> list[dict[str, Any]]:
     columns = ["run_id", "stage", "kind", *FIELDS]
-    found = rows(db, f"SELECT {', '.join(columns)} FROM v_configs ORDER BY stage, captured_at")
+    found = query(url, f"SELECT {', '.join(columns)} FROM v_configs ORDER BY stage, captured_at")
     return [dict(zip(columns, row)) for row in found]
 
 
-def _expected_row(config: TrainerRunConfig, stage: int, kind: str, dl_json: dict[str, Any]) -> dict[str, Any]:
+def _expected_row(
+    url: str, config: TrainerRunConfig, stage: int, kind: str, dl_json: dict[str, Any],
+) -> dict[str, Any]:
     """The v_configs row of ``config``: each field as the trainer holds it, the kwargs as given."""
     row: dict[str, Any] = {"run_id": 1, "stage": stage, "kind": kind}
     for name in FIELDS:
@@ -117,7 +152,8 @@ def _expected_row(config: TrainerRunConfig, stage: int, kind: str, dl_json: dict
         if name in DL_FIELDS:
             row[name] = dl_json[name]
         elif name in BOOL_FIELDS:
-            row[name] = int(value)  # SQLite has no booleans: 0/1
+            # PostgreSQL gives booleans back; SQLite has none: 0/1
+            row[name] = value if is_postgres(url) else int(value)
         else:
             row[name] = value
     return row
@@ -133,7 +169,7 @@ def _decoded(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- config snapshots ---------------------------------------------------------------------
 
 
-def test_each_train_and_evaluate_snapshots_its_run_config_into_its_stage(db_url: str, db_path: Path) -> None:
+def test_each_train_and_evaluate_snapshots_its_run_config_into_its_stage(url: str) -> None:
     train_ds, eval_ds = make_datasets()
     generator = torch.Generator().manual_seed(7)
     sampler = _EvenSampler(len(train_ds))
@@ -141,7 +177,7 @@ def test_each_train_and_evaluate_snapshots_its_run_config_into_its_stage(db_url:
     eval_kwargs = {"worker_init_fn": _seed_worker, **NO_WORKERS}
     given_train, given_eval = dict(train_kwargs), dict(eval_kwargs)
     configs = _Configs()
-    history = SQLRunHistory(db_url, run_name="snap")
+    history = SQLRunHistory(url, run_name="snap")
     trainer = _trainer(history, _defaults_around(RunTrackingCallback(), "last") + [configs])
 
     try:
@@ -169,11 +205,11 @@ def test_each_train_and_evaluate_snapshots_its_run_config_into_its_stage(db_url:
         "shuffle": False, "pin_memory": False, "batch_size": 16, "num_workers": 0,
         "worker_init_fn": "pytorch_accelerated.utils.worker_init_fn",
     }
-    expected_train = _expected_row(trained, 1, "train", {"train_dl_kwargs": train_json, "eval_dl_kwargs": eval_json})
+    expected_train = _expected_row(url, trained, 1, "train", {"train_dl_kwargs": train_json, "eval_dl_kwargs": eval_json})
     expected_train["gradient_clip_value"] = 0.5  # a 0-dim tensor, stored as its plain value
-    assert _decoded(_configs(db_path)) == [
+    assert _decoded(_configs(url)) == [
         expected_train,
-        _expected_row(evaluated, 2, "evaluate", {"train_dl_kwargs": train_json, "eval_dl_kwargs": evaluate_json}),
+        _expected_row(url, evaluated, 2, "evaluate", {"train_dl_kwargs": train_json, "eval_dl_kwargs": evaluate_json}),
     ]
     # the values that matter, spelt out (the same row as above)
     assert (trained.num_epochs, trained.num_update_steps_per_epoch, trained.max_num_train_steps) == (2, 8, 17)
@@ -186,10 +222,10 @@ def test_each_train_and_evaluate_snapshots_its_run_config_into_its_stage(db_url:
     assert sorted(live) == sorted(train_json)
 
 
-def test_a_run_without_eval_set_is_snapshotted_where_to_dict_raises(db_url: str, db_path: Path) -> None:
+def test_a_run_without_eval_set_is_snapshotted_where_to_dict_raises(url: str) -> None:
     train_ds, _ = make_datasets()
     configs = _Configs()
-    history = SQLRunHistory(db_url, run_name="no-eval")
+    history = SQLRunHistory(url, run_name="no-eval")
     trainer = _trainer(history, _defaults_around(RunTrackingCallback(), "first") + [configs])
 
     try:
@@ -204,25 +240,25 @@ def test_a_run_without_eval_set_is_snapshotted_where_to_dict_raises(db_url: str,
         "shuffle": True, "pin_memory": False, "batch_size": BATCH, "num_workers": 0,
         "worker_init_fn": "pytorch_accelerated.utils.worker_init_fn",
     }
-    assert _decoded(_configs(db_path)) == [
-        _expected_row(config, 1, "train", {"train_dl_kwargs": train_json, "eval_dl_kwargs": None}),
+    assert _decoded(_configs(url)) == [
+        _expected_row(url, config, 1, "train", {"train_dl_kwargs": train_json, "eval_dl_kwargs": None}),
     ]
     assert config.eval_dl_kwargs is None
-    assert events(db_path) == [
+    assert events(url) == [
         (1, 1, "training_run_start", {"num_epochs": 1}),
         (1, 1, "epoch_end", {"epoch": 1}),
         (1, 2, "training_run_end", {"epoch": 2}),
     ]
-    assert run_row(db_path, "no-eval") == ("finished", 1, 2, 1)
+    assert run_row(url, "no-eval") == ("finished", 1, 2, 1)
 
 
-def test_a_value_no_column_can_hold_is_stored_as_null_and_holds_nothing_back(db_url: str, db_path: Path) -> None:
+def test_a_value_no_column_can_hold_is_stored_as_null_and_holds_nothing_back(url: str) -> None:
     # "train until early stopping says so": upstream's step limit becomes num_epochs * 16 + 1, beyond
     # any SQL integer; an insert that fails would be retried for ever, holding back every point
     train_ds, eval_ds = make_datasets()
     stopper = EarlyStoppingCallback(early_stopping_patience=1, early_stopping_threshold=100.0)
     configs = _Configs()
-    history = SQLRunHistory(db_url, run_name="forever")
+    history = SQLRunHistory(url, run_name="forever")
     trainer = _trainer(history, _defaults_around(RunTrackingCallback(), "last") + [stopper, configs])
 
     try:
@@ -235,13 +271,13 @@ def test_a_value_no_column_can_hold_is_stored_as_null_and_holds_nothing_back(db_
 
     (config,) = configs.seen
     assert config.max_num_train_steps == sys.maxsize * 16 + 1
-    found = rows(db_path, "SELECT num_epochs, max_num_train_steps, num_update_steps_per_epoch FROM v_configs")
+    found = query(url, "SELECT num_epochs, max_num_train_steps, num_update_steps_per_epoch FROM v_configs")
     assert found == [(None, None, 16)]
-    assert events(db_path)[0] == (1, 1, "training_run_start", {"num_epochs": sys.maxsize})
-    assert rows(db_path, "SELECT metric, epoch FROM v_metrics ORDER BY metric, seq") == [
+    assert events(url)[0] == (1, 1, "training_run_start", {"num_epochs": sys.maxsize})
+    assert query(url, "SELECT metric, epoch FROM v_metrics ORDER BY metric, seq") == [
         ("eval_loss_epoch", 1), ("eval_loss_epoch", 2), ("train_loss_epoch", 1), ("train_loss_epoch", 2),
     ]
-    assert run_row(db_path, "forever") == ("finished", 1, 2, 1)
+    assert run_row(url, "forever") == ("finished", 1, 2, 1)
 
 
 class _Callable:
@@ -301,12 +337,12 @@ def test_config_values_become_plain_json_and_odd_ones_their_type_name() -> None:
 
 @pytest.mark.parametrize("position", ["first", "after TerminateOnNaNCallback", "last"])
 def test_lifecycle_events_are_recorded_wherever_the_callback_is_listed(
-    db_url: str, db_path: Path, position: str,
+    url: str, position: str,
 ) -> None:
     # no improvement can beat a threshold of 100: early stopping ends the run in epoch 2
     train_ds, eval_ds = make_datasets()
     stopper = EarlyStoppingCallback(early_stopping_patience=1, early_stopping_threshold=100.0)
-    history = SQLRunHistory(db_url, run_name="events")
+    history = SQLRunHistory(url, run_name="events")
     trainer = _trainer(history, _defaults_around(RunTrackingCallback(), position) + [stopper])
 
     try:
@@ -318,7 +354,7 @@ def test_lifecycle_events_are_recorded_wherever_the_callback_is_listed(
     finally:
         history.close()
 
-    assert events(db_path) == [
+    assert events(url) == [
         (1, 1, "training_run_start", {"num_epochs": 3}),
         (1, 1, "epoch_end", {"epoch": 1}),
         (1, 2, "epoch_end", {"epoch": 2}),
@@ -327,18 +363,18 @@ def test_lifecycle_events_are_recorded_wherever_the_callback_is_listed(
         (2, 1, "evaluation_run_start", {}),
         (2, 1, "evaluation_run_end", {}),
     ]
-    assert rows(db_path, "SELECT stage, kind FROM v_configs ORDER BY stage") == [(1, "train"), (2, "evaluate")]
-    assert rows(db_path, "SELECT stage, metric, epoch FROM v_metrics ORDER BY stage, metric, seq") == [
+    assert query(url, "SELECT stage, kind FROM v_configs ORDER BY stage") == [(1, "train"), (2, "evaluate")]
+    assert query(url, "SELECT stage, metric, epoch FROM v_metrics ORDER BY stage, metric, seq") == [
         (1, "eval_loss_epoch", 1), (1, "eval_loss_epoch", 2),
         (1, "train_loss_epoch", 1), (1, "train_loss_epoch", 2),
         (2, "evaluation_loss", 1),
     ]
-    assert run_row(db_path, "events") == ("finished", 1, 1, 2)
+    assert run_row(url, "events") == ("finished", 1, 1, 2)
 
 
-def test_a_full_run_ends_at_the_epoch_after_its_last(db_url: str, db_path: Path) -> None:
+def test_a_full_run_ends_at_the_epoch_after_its_last(url: str) -> None:
     train_ds, eval_ds = make_datasets()
-    history = SQLRunHistory(db_url, run_name="full")
+    history = SQLRunHistory(url, run_name="full")
     trainer = _trainer(history, _defaults_around(RunTrackingCallback(), "last"))
 
     try:
@@ -350,7 +386,7 @@ def test_a_full_run_ends_at_the_epoch_after_its_last(db_url: str, db_path: Path)
     finally:
         history.close()
 
-    assert events(db_path) == [
+    assert events(url) == [
         (1, 1, "training_run_start", {"num_epochs": 2}),
         (1, 1, "epoch_end", {"epoch": 1}),
         (1, 2, "epoch_end", {"epoch": 2}),
@@ -404,19 +440,19 @@ print("after train")
 """
 
 
-def test_a_nan_loss_exit_through_terminate_on_nan_is_recorded_as_failed(tmp_path: Path, db_path: Path, db_url: str) -> None:
+def test_a_nan_loss_exit_through_terminate_on_nan_is_recorded_as_failed(tmp_path: Path, url: str) -> None:
     # RunTrackingCallback is listed AFTER TerminateOnNaNCallback, whose on_training_run_end exits
-    result = finish(start(write_script(tmp_path, "nan_train", NAN_SCRIPT), db_url))
+    result = finish(start(write_script(tmp_path, "nan_train", NAN_SCRIPT), url))
 
     assert result.returncode == 1, result.stderr
     assert "Exiting due to NaN loss\n" in result.stderr
     assert "after train" not in result.stdout
-    assert events(db_path) == [
+    assert events(url) == [
         (1, 1, "training_run_start", {"num_epochs": 3}),
         (1, 1, "stop_training", {"reason": "Stopping training due to NaN loss in training step"}),
         (1, 1, "training_run_end", {"epoch": 1}),
         (1, 1, "exit", {"code": "Exiting due to NaN loss"}),
     ]
-    assert run_row(db_path, "nan") == ("failed", 1, 1, 1)
-    assert rows(db_path, "SELECT stage, kind, num_epochs FROM v_configs") == [(1, "train", 3)]
-    assert rows(db_path, "SELECT COUNT(*) FROM v_metrics") == [(0,)]
+    assert run_row(url, "nan") == ("failed", 1, 1, 1)
+    assert query(url, "SELECT stage, kind, num_epochs FROM v_configs") == [(1, "train", 3)]
+    assert query(url, "SELECT COUNT(*) FROM v_metrics") == [(0,)]

@@ -17,7 +17,6 @@ Observed on pytorch-accelerated 0.1.61, where ``__freeze_unfreeze`` passes its t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -29,12 +28,28 @@ from torch import nn
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreezer
 from runhistory_sql.demo import make_datasets, make_model
-from tests.helpers import rows
-from tests.tracking_support import events
+from tests.helpers import is_postgres, query
 
 INPUT, HIDDEN, OUTPUT = 288, 1056, 33
 TOTAL = INPUT + HIDDEN + OUTPUT
 NO_WORKERS = {"num_workers": 0}
+
+
+def events(url: str, run_id: int = 1) -> list[tuple[Any, ...]]:
+    """(stage, epoch, kind, payload) of every event of the run, in the order recorded, on any backend.
+
+    As ``tests.tracking_support.events`` (which reads a SQLite file): the order comes from the
+    ``events`` table's key, and the rows themselves must be ``v_events``'s.
+    """
+    ordered = query(
+        url,
+        "SELECT st.idx, ev.epoch, ev.kind, ev.payload FROM events ev "
+        "LEFT JOIN stages st ON st.id = ev.stage_id WHERE ev.run_id = :run_id ORDER BY ev.id",
+        {"run_id": run_id},
+    )
+    public = query(url, "SELECT stage, epoch, kind, payload FROM v_events WHERE run_id = :run_id", {"run_id": run_id})
+    assert sorted(public, key=repr) == sorted(ordered, key=repr)
+    return [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in ordered]
 
 
 def _event(call: str, args: dict[str, Any], **observed: Any) -> dict[str, Any]:
@@ -66,8 +81,8 @@ def _shapes(groups: Any) -> Any:
 
 
 @pytest.fixture
-def history(db_url: str) -> Iterator[SQLRunHistory]:
-    with SQLRunHistory(db_url, run_name="freeze") as opened:
+def history(url: str) -> Iterator[SQLRunHistory]:
+    with SQLRunHistory(url, run_name="freeze") as opened:
         yield opened
 
 
@@ -92,13 +107,13 @@ def _call(freezers: Any, method: str, **kwargs: Any) -> Any:
     return got
 
 
-def test_default_freeze_then_unfreeze_return_and_record_what_upstream_does(freezers: Any, history: SQLRunHistory, db_path: Path) -> None:
+def test_default_freeze_then_unfreeze_return_and_record_what_upstream_does(freezers: Any, history: SQLRunHistory, url: str) -> None:
     assert _call(freezers, "freeze") is None
     unfrozen = _call(freezers, "unfreeze")
     history.flush()
 
     assert _shapes(unfrozen) == {0: {"params": [(32, 8), (32,)]}, 1: {"params": [(32, 32), (32,)]}}
-    assert events(db_path) == [
+    assert events(url) == [
         (1, 1, "freeze", _event(
             "freeze", FREEZE_DEFAULTS, groups_frozen=[0, 1], params_frozen=4, numel_frozen=INPUT + HIDDEN,
             trainable_numel=OUTPUT, frozen_groups_after=[0, 1],
@@ -109,18 +124,18 @@ def test_default_freeze_then_unfreeze_return_and_record_what_upstream_does(freez
     ]
 
 
-def test_freeze_with_set_modules_as_eval_freezes_nothing_and_says_so(freezers: Any, history: SQLRunHistory, db_path: Path) -> None:
+def test_freeze_with_set_modules_as_eval_freezes_nothing_and_says_so(freezers: Any, history: SQLRunHistory, url: str) -> None:
     assert _call(freezers, "freeze", set_modules_as_eval=True) is None
     history.flush()
 
     _, _, tracked_model, _ = freezers
     assert all(param.requires_grad for param in tracked_model.parameters())
-    assert events(db_path) == [
+    assert events(url) == [
         (1, 1, "freeze", _event("freeze", {**FREEZE_DEFAULTS, "set_modules_as_eval": True})),
     ]
 
 
-def test_unfreeze_without_set_modules_as_training_keeps_them_frozen_and_says_so(freezers: Any, history: SQLRunHistory, db_path: Path) -> None:
+def test_unfreeze_without_set_modules_as_training_keeps_them_frozen_and_says_so(freezers: Any, history: SQLRunHistory, url: str) -> None:
     _call(freezers, "freeze")
     returned = _call(freezers, "unfreeze", set_modules_as_training=False)
     history.flush()
@@ -128,13 +143,13 @@ def test_unfreeze_without_set_modules_as_training_keeps_them_frozen_and_says_so(
     # upstream returns the layers as unfrozen, but they are frozen still, and now in eval mode
     assert _shapes(returned) == {0: {"params": [(32, 8), (32,)]}, 1: {"params": [(32, 32), (32,)]}}
     assert not any(p.requires_grad for group in returned.values() for p in group["params"])
-    assert events(db_path)[1] == (1, 1, "unfreeze", _event(
+    assert events(url)[1] == (1, 1, "unfreeze", _event(
         "unfreeze", {**UNFREEZE_DEFAULTS, "set_modules_as_training": False},
         trainable_numel=OUTPUT, frozen_groups_after=[0, 1], train_mode_after=["eval", "mixed", "train"],
     ))
 
 
-def test_partial_ranges_and_batch_norms_are_recorded_as_observed(history: SQLRunHistory, db_path: Path) -> None:
+def test_partial_ranges_and_batch_norms_are_recorded_as_observed(history: SQLRunHistory, url: str) -> None:
     # BatchNorm layers stay trainable unless freeze_batch_norms=True: the group is not all frozen
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)), nn.Linear(8, 1))
@@ -148,7 +163,7 @@ def test_partial_ranges_and_batch_norms_are_recorded_as_observed(history: SQLRun
     }
     history.flush()
 
-    assert events(db_path) == [
+    assert events(url) == [
         (1, 1, "freeze", {
             "call": "freeze", "args": {"from_index": 1, "to_index": 1, "set_modules_as_eval": False},
             "groups_frozen": [1], "groups_unfrozen": [], "params_frozen": 2, "numel_frozen": 72,
@@ -176,7 +191,7 @@ class _Scaled(nn.Module):
         self.head = nn.Linear(4, 1)
 
 
-def test_totals_are_the_whole_models_and_a_shared_parameter_counts_once(history: SQLRunHistory, db_path: Path) -> None:
+def test_totals_are_the_whole_models_and_a_shared_parameter_counts_once(history: SQLRunHistory, url: str) -> None:
     model = _Scaled()
     assert sum(p.numel() for p in model.parameters()) == 3 + 20 + 20 + 5
 
@@ -184,7 +199,7 @@ def test_totals_are_the_whole_models_and_a_shared_parameter_counts_once(history:
     history.flush()
 
     # ModelFreezer never touches `scale`; the shared layer is frozen once, seen from both groups
-    ((_, _, _, payload),) = events(db_path)
+    ((_, _, _, payload),) = events(url)
     assert model.scale.requires_grad and not model.second[0].weight.requires_grad
     assert {key: payload[key] for key in (
         "groups_frozen", "params_frozen", "numel_frozen", "trainable_numel", "total_numel", "frozen_groups_after",
@@ -210,9 +225,9 @@ def _train(trainer: Trainer, num_epochs: int, **kwargs: Any) -> None:
     )
 
 
-def test_freeze_train_unfreeze_train_is_recorded_beside_the_metrics(db_url: str, db_path: Path) -> None:
+def test_freeze_train_unfreeze_train_is_recorded_beside_the_metrics(url: str) -> None:
     model = make_model()
-    with SQLRunHistory(db_url, run_name="finetune") as history:
+    with SQLRunHistory(url, run_name="finetune") as history:
         freezer = TrackedModelFreezer(model, run_history=history)
         freezer.freeze()
         trainer = Trainer(
@@ -232,40 +247,47 @@ def test_freeze_train_unfreeze_train_is_recorded_beside_the_metrics(db_url: str,
     assert torch.equal(input_before, input_after_frozen)
     assert not torch.equal(input_after_frozen, model.input.weight)
     assert sorted(groups) == [0, 1]
-    assert [(stage, epoch, kind) for stage, epoch, kind, _ in events(db_path)] == [
+    assert [(stage, epoch, kind) for stage, epoch, kind, _ in events(url)] == [
         (1, 1, "freeze"),
         (1, 1, "training_run_start"), (1, 1, "epoch_end"), (1, 2, "epoch_end"), (1, 3, "training_run_end"),
         (1, 3, "unfreeze"),
         (1, 3, "training_run_start"), (1, 3, "epoch_end"), (1, 4, "training_run_end"),
     ]
-    (freeze,) = [payload for _, _, kind, payload in events(db_path) if kind == "freeze"]
-    (unfreeze,) = [payload for _, _, kind, payload in events(db_path) if kind == "unfreeze"]
+    (freeze,) = [payload for _, _, kind, payload in events(url) if kind == "freeze"]
+    (unfreeze,) = [payload for _, _, kind, payload in events(url) if kind == "unfreeze"]
     assert (freeze["groups_frozen"], freeze["numel_frozen"], freeze["trainable_numel"]) == ([0, 1], INPUT + HIDDEN, OUTPUT)
     # the trainer left the model in eval mode (its last eval epoch); unfreeze() put the layers it touched in train mode
     assert unfreeze == _event(
         "unfreeze", UNFREEZE_DEFAULTS, groups_unfrozen=[0, 1], params_unfrozen=4, numel_unfrozen=INPUT + HIDDEN,
         train_mode_after=["train", "train", "eval"],
     )
-    assert rows(db_path, "SELECT stage, epoch FROM v_metrics WHERE metric = 'train_loss_epoch' ORDER BY seq") == [
+    assert query(url, "SELECT stage, epoch FROM v_metrics WHERE metric = 'train_loss_epoch' ORDER BY seq") == [
         (1, 1), (1, 2), (1, 3),
     ]
-    assert rows(db_path, "SELECT value FROM v_metrics WHERE metric = 'train_loss_epoch' ORDER BY seq") == [
+    assert query(url, "SELECT value FROM v_metrics WHERE metric = 'train_loss_epoch' ORDER BY seq") == [
         (loss,) for loss in losses
     ]
 
     # a second run that only froze, for the query to leave out
-    with SQLRunHistory(db_url, run_name="frozen-only") as other:
+    with SQLRunHistory(url, run_name="frozen-only") as other:
         TrackedModelFreezer(make_model(), run_history=other).freeze()
         other.update_metric("train_loss_epoch", 1.0)
 
-    unfrozen_before_epoch_5 = """
-        SELECT r.run_name, e.epoch, json_extract(e.payload, '$.groups_unfrozen'), m.value
+    # payload is JSON text: SQLite reads it with json_extract, PostgreSQL with a cast to json
+    if is_postgres(url):
+        groups_unfrozen = "(e.payload::json -> 'groups_unfrozen')"
+    else:
+        groups_unfrozen = "json_extract(e.payload, '$.groups_unfrozen')"
+    unfrozen_before_epoch_5 = f"""
+        SELECT r.run_name, e.epoch, {groups_unfrozen}, m.value
         FROM v_events e
         JOIN v_runs r ON r.run_id = e.run_id
         JOIN v_metrics m ON m.run_id = e.run_id AND m.stage = e.stage AND m.epoch = e.epoch
                         AND m.metric = 'train_loss_epoch'
         WHERE e.kind = 'unfreeze' AND e.epoch < 5
-          AND json_array_length(json_extract(e.payload, '$.groups_unfrozen')) > 0
+          AND json_array_length({groups_unfrozen}) > 0
     """
-    assert rows(db_path, unfrozen_before_epoch_5) == [("finetune", 3, "[0,1]", losses[2])]
-    assert json.loads(rows(db_path, "SELECT payload FROM v_events WHERE run_id = 2")[0][0])["groups_frozen"] == [0, 1]
+    # SQLite gives the array back as JSON text ("[0,1]"); psycopg decodes a json value itself
+    expected_groups = [0, 1] if is_postgres(url) else "[0,1]"
+    assert query(url, unfrozen_before_epoch_5) == [("finetune", 3, expected_groups, losses[2])]
+    assert json.loads(query(url, "SELECT payload FROM v_events WHERE run_id = 2")[0][0])["groups_frozen"] == [0, 1]

@@ -1,7 +1,8 @@
 """The real pytorch-accelerated Trainer on CPU, with SQLRunHistory as its run history.
 
-Nothing is mocked: a real SQLite file, the real Trainer and callbacks, a small real model. The
-database is read back with the standard-library sqlite3 driver (``tests/helpers.rows``).
+Nothing is mocked: a real database (a SQLite file, then a real PostgreSQL: the ``url`` fixture),
+the real Trainer and callbacks, a small real model. The database is read back through SQLAlchemy
+(``tests/helpers.query``); every value read here is the same on both backends.
 
 What the Trainer really does to a run history (observed on pytorch-accelerated 0.1.61):
 - ``train()`` calls ``reset()`` and ``_increment_epoch()`` after each completed epoch, so after
@@ -22,7 +23,7 @@ from pytorch_accelerated.tracking import InMemoryRunHistory, RunHistory
 
 from runhistory_sql import RunExistsError, SQLRunHistory
 from runhistory_sql.demo import DemoResult, make_datasets, make_model, make_trainer, run_demo
-from tests.helpers import rows
+from tests.helpers import query
 
 TRAINING_METRICS = ("eval_loss_epoch", "train_loss_epoch")
 BATCH_SIZE = 32
@@ -69,10 +70,10 @@ def _evaluate(trainer: Any) -> None:
     trainer.evaluate(eval_ds, per_device_batch_size=BATCH_SIZE)
 
 
-def _points(db_path: Path) -> list[tuple[Any, ...]]:
+def _points(url: str) -> list[tuple[Any, ...]]:
     """(stage, metric, seq, epoch, value, value_json) of every effective point, in order."""
-    return rows(
-        db_path,
+    return query(
+        url,
         "SELECT stage, metric, seq, epoch, value, value_json FROM v_metrics "
         "ORDER BY stage, metric, seq",
     )
@@ -87,15 +88,15 @@ def _expected(stage: int, metrics: dict[str, list[float]], epochs: dict[str, lis
     ]
 
 
-def _run(db_path: Path) -> tuple[Any, ...]:
-    (row,) = rows(db_path, "SELECT run_name, status, current_epoch, num_stages FROM v_runs")
+def _run(url: str) -> tuple[Any, ...]:
+    (row,) = query(url, "SELECT run_name, status, current_epoch, num_stages FROM v_runs")
     return row
 
 
 def test_three_epochs_with_default_and_checkpoint_callbacks_are_stored_exactly(
-    db_url: str, db_path: Path, tmp_path: Path,
+    url: str, tmp_path: Path,
 ) -> None:
-    history = SQLRunHistory(db_url, run_name="three")
+    history = SQLRunHistory(url, run_name="three")
     snapshot = Snapshot()
     trainer = _trainer(history, tmp_path, snapshot)
 
@@ -109,16 +110,16 @@ def test_three_epochs_with_default_and_checkpoint_callbacks_are_stored_exactly(
     assert [len(values) for values in recorded.values()] == [3, 3]
     assert all(type(value) is float for values in recorded.values() for value in values)
     assert epoch == 4
-    assert _points(db_path) == _expected(1, recorded, {name: [1, 2, 3] for name in recorded})
-    assert _run(db_path) == ("three", "finished", 4, 1)
+    assert _points(url) == _expected(1, recorded, {name: [1, 2, 3] for name in recorded})
+    assert _run(url) == ("three", "finished", 4, 1)
     assert (tmp_path / "best_model.pt").is_file()
 
 
 def test_early_stopping_ends_the_run_at_the_epoch_it_stopped_in(
-    db_url: str, db_path: Path, tmp_path: Path,
+    url: str, tmp_path: Path,
 ) -> None:
     # no change of eval_loss_epoch can beat a threshold of 100: the second epoch stops the run
-    history = SQLRunHistory(db_url, run_name="stopped")
+    history = SQLRunHistory(url, run_name="stopped")
     snapshot = Snapshot()
     trainer = _trainer(history, tmp_path, snapshot, patience=1, threshold=100.0)
 
@@ -130,13 +131,13 @@ def test_early_stopping_ends_the_run_at_the_epoch_it_stopped_in(
     ((recorded, epoch),) = snapshot.taken
     assert [len(recorded[name]) for name in TRAINING_METRICS] == [2, 2]
     assert epoch == 2
-    assert _points(db_path) == _expected(1, recorded, {name: [1, 2] for name in recorded})
-    assert _run(db_path) == ("stopped", "finished", 2, 1)
+    assert _points(url) == _expected(1, recorded, {name: [1, 2] for name in recorded})
+    assert _run(url) == ("stopped", "finished", 2, 1)
 
 
-def test_the_sql_history_does_not_change_the_training(db_url: str, db_path: Path, tmp_path: Path) -> None:
+def test_the_sql_history_does_not_change_the_training(url: str, tmp_path: Path) -> None:
     in_memory, in_memory_snapshot = InMemoryRunHistory(), Snapshot()
-    sql = SQLRunHistory(db_url, run_name="same")
+    sql = SQLRunHistory(url, run_name="same")
     sql_snapshot = Snapshot()
 
     _train(_trainer(in_memory, tmp_path, in_memory_snapshot), num_epochs=3)
@@ -148,11 +149,11 @@ def test_the_sql_history_does_not_change_the_training(db_url: str, db_path: Path
     ((expected, expected_epoch),) = in_memory_snapshot.taken
     assert sql_snapshot.taken == [(expected, expected_epoch)]
     assert [len(expected[name]) for name in TRAINING_METRICS] == [3, 3]
-    assert _points(db_path) == _expected(1, expected, {name: [1, 2, 3] for name in expected})
+    assert _points(url) == _expected(1, expected, {name: [1, 2, 3] for name in expected})
 
 
-def test_evaluate_after_train_opens_a_second_stage(db_url: str, db_path: Path, tmp_path: Path) -> None:
-    history = SQLRunHistory(db_url, run_name="eval")
+def test_evaluate_after_train_opens_a_second_stage(url: str, tmp_path: Path) -> None:
+    history = SQLRunHistory(url, run_name="eval")
     snapshot = Snapshot()
     trainer = _trainer(history, tmp_path, snapshot)
 
@@ -166,17 +167,17 @@ def test_evaluate_after_train_opens_a_second_stage(db_url: str, db_path: Path, t
     assert (trained_epoch, evaluated_epoch) == (4, 1)
     assert sorted(evaluated) == ["evaluation_loss"]
     assert len(evaluated["evaluation_loss"]) == 1
-    assert _points(db_path) == [
+    assert _points(url) == [
         *_expected(1, trained, {name: [1, 2, 3] for name in trained}),
         (2, "evaluation_loss", 0, 1, evaluated["evaluation_loss"][0], None),
     ]
-    assert _run(db_path) == ("eval", "finished", 1, 2)
+    assert _run(url) == ("eval", "finished", 1, 2)
 
 
 def test_train_without_reset_continues_the_stage_and_its_epochs(
-    db_url: str, db_path: Path, tmp_path: Path,
+    url: str, tmp_path: Path,
 ) -> None:
-    history = SQLRunHistory(db_url, run_name="continued")
+    history = SQLRunHistory(url, run_name="continued")
     snapshot = Snapshot()
     trainer = _trainer(history, tmp_path, snapshot)
 
@@ -190,12 +191,12 @@ def test_train_without_reset_continues_the_stage_and_its_epochs(
     assert (first_epoch, both_epoch) == (3, 4)
     assert {name: values[:2] for name, values in both.items()} == first
     assert [len(both[name]) for name in TRAINING_METRICS] == [3, 3]
-    assert _points(db_path) == _expected(1, both, {name: [1, 2, 3] for name in both})
-    assert _run(db_path) == ("continued", "finished", 4, 1)
+    assert _points(url) == _expected(1, both, {name: [1, 2, 3] for name in both})
+    assert _run(url) == ("continued", "finished", 4, 1)
 
 
-def test_train_with_reset_opens_a_new_stage_at_epoch_one(db_url: str, db_path: Path, tmp_path: Path) -> None:
-    history = SQLRunHistory(db_url, run_name="twice")
+def test_train_with_reset_opens_a_new_stage_at_epoch_one(url: str, tmp_path: Path) -> None:
+    history = SQLRunHistory(url, run_name="twice")
     snapshot = Snapshot()
     trainer = _trainer(history, tmp_path, snapshot)
 
@@ -207,19 +208,19 @@ def test_train_with_reset_opens_a_new_stage_at_epoch_one(db_url: str, db_path: P
 
     (first, first_epoch), (second, second_epoch) = snapshot.taken
     assert (first_epoch, second_epoch) == (3, 2)
-    assert _points(db_path) == [
+    assert _points(url) == [
         *_expected(1, first, {name: [1, 2] for name in first}),
         *_expected(2, second, {name: [1] for name in second}),
     ]
-    assert _run(db_path) == ("twice", "finished", 2, 2)
+    assert _run(url) == ("twice", "finished", 2, 2)
 
 
 def test_train_without_reset_after_evaluate_continues_the_evaluation_stage(
-    db_url: str, db_path: Path, tmp_path: Path,
+    url: str, tmp_path: Path,
 ) -> None:
     # evaluate() reset the history and left it at epoch 1, so the continued training writes its
     # epoch 1 beside evaluation_loss, in stage 2, exactly as InMemoryRunHistory would hold it
-    history = SQLRunHistory(db_url, run_name="eval-then-train")
+    history = SQLRunHistory(url, run_name="eval-then-train")
     snapshot = Snapshot()
     trainer = _trainer(history, tmp_path, snapshot)
 
@@ -234,34 +235,34 @@ def test_train_without_reset_after_evaluate_continues_the_evaluation_stage(
     assert sorted(continued) == ["eval_loss_epoch", "evaluation_loss", "train_loss_epoch"]
     assert continued["evaluation_loss"] == evaluated["evaluation_loss"]
     assert continued_epoch == 2
-    assert _points(db_path) == [
+    assert _points(url) == [
         *_expected(1, trained, {name: [1, 2] for name in trained}),
         *_expected(2, continued, {name: [1] for name in continued}),
     ]
-    assert _run(db_path) == ("eval-then-train", "finished", 2, 2)
+    assert _run(url) == ("eval-then-train", "finished", 2, 2)
 
 
-def test_run_demo_records_a_finished_run(db_url: str, db_path: Path) -> None:
-    result = run_demo(db_url, num_epochs=2, run_name="d")
+def test_run_demo_records_a_finished_run(url: str) -> None:
+    result = run_demo(url, num_epochs=2, run_name="d")
 
-    assert result == DemoResult(url=db_url, experiment="demo", run_name="d", run_id=1, epochs=2)
-    assert rows(db_path, "SELECT run_id, experiment, run_name, status, current_epoch, num_stages FROM v_runs") == [
+    assert result == DemoResult(url=url, experiment="demo", run_name="d", run_id=1, epochs=2)
+    assert query(url, "SELECT run_id, experiment, run_name, status, current_epoch, num_stages FROM v_runs") == [
         (1, "demo", "d", "finished", 3, 1),
     ]
-    assert rows(
-        db_path, "SELECT metric, COUNT(*), MIN(epoch), MAX(epoch) FROM v_metrics GROUP BY metric ORDER BY metric",
+    assert query(
+        url, "SELECT metric, COUNT(*), MIN(epoch), MAX(epoch) FROM v_metrics GROUP BY metric ORDER BY metric",
     ) == [("eval_loss_epoch", 2, 1, 2), ("train_loss_epoch", 2, 1, 2)]
 
 
-def test_run_demo_counts_the_epochs_trained_when_early_stopping_ends_it(db_url: str, db_path: Path) -> None:
+def test_run_demo_counts_the_epochs_trained_when_early_stopping_ends_it(url: str) -> None:
     # with patience 2 and an unreachable threshold, epochs 2 and 3 bring no improvement: stop in 3
-    result = run_demo(db_url, num_epochs=5, run_name="early", early_stopping_threshold=100.0)
+    result = run_demo(url, num_epochs=5, run_name="early", early_stopping_threshold=100.0)
 
     assert result.epochs == 3
-    assert rows(db_path, "SELECT run_name, status, current_epoch, num_stages FROM v_runs") == [
+    assert query(url, "SELECT run_name, status, current_epoch, num_stages FROM v_runs") == [
         ("early", "finished", 3, 1),
     ]
-    assert rows(db_path, "SELECT metric, MAX(epoch) FROM v_metrics GROUP BY metric ORDER BY metric") == [
+    assert query(url, "SELECT metric, MAX(epoch) FROM v_metrics GROUP BY metric ORDER BY metric") == [
         ("eval_loss_epoch", 3), ("train_loss_epoch", 3),
     ]
 
@@ -275,11 +276,11 @@ def test_run_demo_creates_a_missing_checkpoint_directory(db_url: str, tmp_path: 
     assert (checkpoint_dir / "best_model.pt").is_file()
 
 
-def test_run_demo_refuses_an_existing_run_name_before_training(db_url: str, db_path: Path) -> None:
-    run_demo(db_url, num_epochs=1, run_name="taken")
-    before = rows(db_path, "SELECT stage, metric, seq, epoch, value FROM v_metrics ORDER BY 1, 2, 3")
+def test_run_demo_refuses_an_existing_run_name_before_training(url: str) -> None:
+    run_demo(url, num_epochs=1, run_name="taken")
+    before = query(url, "SELECT stage, metric, seq, epoch, value FROM v_metrics ORDER BY 1, 2, 3")
 
     with pytest.raises(RunExistsError, match="Run 'taken' already exists in experiment 'demo'"):
-        run_demo(db_url, num_epochs=1, run_name="taken")
+        run_demo(url, num_epochs=1, run_name="taken")
 
-    assert rows(db_path, "SELECT stage, metric, seq, epoch, value FROM v_metrics ORDER BY 1, 2, 3") == before
+    assert query(url, "SELECT stage, metric, seq, epoch, value FROM v_metrics ORDER BY 1, 2, 3") == before
