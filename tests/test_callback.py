@@ -46,30 +46,13 @@ from runhistory_sql import RunTrackingCallback, SQLRunHistory
 from runhistory_sql.demo import make_datasets, make_model
 from runhistory_sql.snapshot import jsonable
 from tests.helpers import is_postgres, query
-from tests.tracking_support import finish, start, write_script
+from tests.tracking_support import events, finish, start, write_script
 
 BATCH = 32
 NO_WORKERS = {"num_workers": 0}
 BOOL_FIELDS = {"is_local_process_zero", "is_world_process_zero", "is_distributed"}
 DL_FIELDS = {"train_dl_kwargs", "eval_dl_kwargs"}
 FIELDS = [field.name for field in dataclasses.fields(TrainerRunConfig)]
-
-
-def events(url: str, run_id: int = 1) -> list[tuple[Any, ...]]:
-    """(stage, epoch, kind, payload) of every event of the run, in the order recorded, on any backend.
-
-    As ``tests.tracking_support.events`` (which reads a SQLite file): the order comes from the
-    ``events`` table's key, and the rows themselves must be ``v_events``'s.
-    """
-    ordered = query(
-        url,
-        "SELECT st.idx, ev.epoch, ev.kind, ev.payload FROM events ev "
-        "LEFT JOIN stages st ON st.id = ev.stage_id WHERE ev.run_id = :run_id ORDER BY ev.id",
-        {"run_id": run_id},
-    )
-    public = query(url, "SELECT stage, epoch, kind, payload FROM v_events WHERE run_id = :run_id", {"run_id": run_id})
-    assert sorted(public, key=repr) == sorted(ordered, key=repr)
-    return [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in ordered]
 
 
 def run_row(url: str, run_name: str) -> tuple[Any, ...]:

@@ -29,27 +29,11 @@ from torch import nn
 from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreezer
 from runhistory_sql.demo import make_datasets, make_model
 from tests.helpers import is_postgres, query
+from tests.tracking_support import events
 
 INPUT, HIDDEN, OUTPUT = 288, 1056, 33
 TOTAL = INPUT + HIDDEN + OUTPUT
 NO_WORKERS = {"num_workers": 0}
-
-
-def events(url: str, run_id: int = 1) -> list[tuple[Any, ...]]:
-    """(stage, epoch, kind, payload) of every event of the run, in the order recorded, on any backend.
-
-    As ``tests.tracking_support.events`` (which reads a SQLite file): the order comes from the
-    ``events`` table's key, and the rows themselves must be ``v_events``'s.
-    """
-    ordered = query(
-        url,
-        "SELECT st.idx, ev.epoch, ev.kind, ev.payload FROM events ev "
-        "LEFT JOIN stages st ON st.id = ev.stage_id WHERE ev.run_id = :run_id ORDER BY ev.id",
-        {"run_id": run_id},
-    )
-    public = query(url, "SELECT stage, epoch, kind, payload FROM v_events WHERE run_id = :run_id", {"run_id": run_id})
-    assert sorted(public, key=repr) == sorted(ordered, key=repr)
-    return [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in ordered]
 
 
 def _event(call: str, args: dict[str, Any], **observed: Any) -> dict[str, Any]:
