@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .clock import now_ms
+from .engine import placeholder
 from .values import encode_float
 from .runs import inserted_id
 from .schema import configs, events, metrics, points, runs, series, stages
@@ -63,9 +64,8 @@ class Cursor:
                    created_ms=data["created_ms"])
 
 
-def _point_sql(paramstyle: str) -> str:
-    marks = ", ".join(["?"] * 8 if paramstyle == "qmark" else ["%s"] * 8)
-    return f"INSERT INTO points ({_POINT_COLUMNS}) VALUES ({marks})"
+def _point_sql(conn: Connection) -> str:
+    return f"INSERT INTO points ({_POINT_COLUMNS}) VALUES ({', '.join([placeholder(conn)] * 8)})"
 
 
 def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int) -> Cursor:
@@ -75,7 +75,7 @@ def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int
     the batch landed, so that a retry never doubles it.
     """
     after = copy.deepcopy(cursor)
-    sql = _point_sql(conn.dialect.paramstyle)
+    sql = _point_sql(conn)
     sqlite = conn.dialect.name == "sqlite"
     # consecutive operations of one kind together, grouped in C: no Python work per point
     for code, group in groupby(batch, key=itemgetter(0)):
@@ -151,7 +151,7 @@ def _write_rows(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None
 
 def _update_stats(conn: Connection, cur: Cursor, touched: set[int]) -> None:
     """Fold the points just inserted into each touched series' summary (count, min, max)."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(conn)
     for series_id in touched:
         entry = cur.stats.setdefault(series_id, [0, None, None])
         n, low, high = conn.exec_driver_sql(

@@ -120,3 +120,18 @@ def dump(
             data[name] = [tuple(row) for row in conn.execute(select(*kept).order_by(*kept))]
         return data
 
+
+
+def script_env() -> dict[str, str]:
+    """The environment of a test's child script: this checkout importable, one CPU thread, and
+    none of the caller's runhistory-sql or launcher variables (a script states what it uses)."""
+    import os
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {
+        **os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+    for name in ("RUNHISTORY_SQL_URL", "RUNHISTORY_SQL_SPILL_DIR", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        env.pop(name, None)
+    return env

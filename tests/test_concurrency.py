@@ -21,7 +21,6 @@ the superuser has created the schema; the same role cannot drop or create a tabl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any, Iterator
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import query
+from tests.helpers import query, script_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "concurrent_job.py"
@@ -54,14 +53,6 @@ def value(index: int, epoch: int, i: int, metric: str) -> float:
     return index * 1_000_000 + epoch * 1_000 + i + METRICS.index(metric) * 0.25
 
 
-def _env() -> dict[str, str]:
-    env = {
-        **os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    for name in ("RUNHISTORY_SQL_URL", "RUNHISTORY_SQL_SPILL_DIR", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
-        env.pop(name, None)
-    return env
 
 
 class Job:
@@ -74,7 +65,7 @@ class Job:
         command = [sys.executable, str(SCRIPT), url, self.name, str(index), str(epochs), str(WRITE_POINTS),
                    str(ready), str(go), self.mode]
         with self.out.open("w") as out, self.err.open("w") as err:
-            self.proc = subprocess.Popen(command, cwd=tmp, env=_env(), stdout=out, stderr=err)
+            self.proc = subprocess.Popen(command, cwd=tmp, env=script_env(), stdout=out, stderr=err)
 
     def result(self) -> dict[str, Any]:
         (line,) = [x for x in self.out.read_text().splitlines() if x.startswith("RESULT ")]

@@ -15,7 +15,6 @@ The server is shared by the whole session: every test here starts it again in a 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from runhistory_sql.cli import main as cli
-from tests.helpers import query
+from tests.helpers import query, script_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "outage_train.py"
@@ -38,14 +37,6 @@ DEADLINE_S = 120.0
 pytestmark = pytest.mark.slow
 
 
-def _env() -> dict[str, str]:
-    env = {
-        **os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    for name in ("RUNHISTORY_SQL_URL", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
-        env.pop(name, None)
-    return env
 
 
 def _is_running(server: Any) -> bool:
@@ -93,7 +84,7 @@ def test_training_goes_on_through_a_ten_second_outage(tmp_path: Path, pg_url: st
     command = [sys.executable, str(SCRIPT), pg_url, "through-outage", str(progress), str(EPOCHS), str(STEPS), str(STEP_S)]
     deadline = time.monotonic() + DEADLINE_S
     with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(command, cwd=tmp_path, env=script_env(), stdout=stdout, stderr=stderr)
     try:
         try:
             # stop the server once epoch 1 is over (its points committed)

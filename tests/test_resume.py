@@ -23,7 +23,6 @@ Observed on pytorch-accelerated 0.1.61 (pinned below):
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import rows
+from tests.helpers import rows, script_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "resumable_train.py"
@@ -47,21 +46,13 @@ PROCESS_TIMEOUT_S = 120
 pytestmark = pytest.mark.slow
 
 
-def _env() -> dict[str, str]:
-    env = {
-        **os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    for name in ("RUNHISTORY_SQL_URL", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
-        env.pop(name, None)
-    return env
 
 
 def _launch(cwd: Path, url: str, run_name: str, state_dir: Path, kill_epoch: int) -> tuple[int, int, str, str]:
     """Run the script; return (pid, returncode, stdout, stderr)."""
     command = [sys.executable, str(SCRIPT), url, run_name, str(state_dir), str(NUM_EPOCHS), str(kill_epoch)]
     with subprocess.Popen(
-        command, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        command, cwd=cwd, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as proc:
         try:
             out, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
