@@ -122,19 +122,63 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
+def _sqlite_read_only_listener(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA query_only = ON")  # belt and braces on top of mode=ro
+    cursor.close()
+    dbapi_connection.set_authorizer(_read_only_authorizer)
+
+
+# PRAGMAs that only read, also when given an argument (a table or index name).
+_READING_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list", "database_list", "collation_list", "function_list", "pragma_list",
+})
+
+
+def _read_only_authorizer(action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
+    """Refuse what ``mode=ro`` lets through: ATTACH (it creates files) and PRAGMAs that set."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() not in _READING_PRAGMAS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _read_only_sqlite(parsed: URL, shown: str) -> URL:
+    """The URL that opens the same file with ``mode=ro``: the driver itself refuses writes."""
+    database = parsed.database or ""
+    if database.startswith("file:"):
+        return parsed.update_query_dict({"mode": "ro", "uri": "true"})
+    path = Path(database).expanduser().resolve()
+    if not path.is_file():
+        raise DatabaseURLError(
+            f"There is no database at {path} (URL {shown}). Record a run first "
+            "(e.g. runhistory-sql demo), or point --url / $RUNHISTORY_SQL_URL at your database."
+        )
+    return parsed.set(database=f"file:{path}").update_query_dict({"mode": "ro", "uri": "true"})
+
+
 def _sqlite_begin_listener(conn: Any) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
+def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (resolved as :func:`resolve_url` says), checked and tuned.
 
     SQLite gets WAL journaling, ``synchronous=NORMAL``, a busy timeout and foreign keys.
     PostgreSQL (``postgresql://`` means psycopg 3) gets a pool of at most 2 connections with
     pre-ping, and a 10 s connect timeout.
 
+    With ``read_only=True`` the database refuses every write: SQLite opens the file with
+    ``mode=ro`` (it must exist) and ``query_only``; PostgreSQL sessions default to read-only
+    transactions.
+
     :param url: the database URL, or ``None`` for the environment variable or default
+    :param read_only: open the database for reading only
     :param kwargs: passed on to :func:`sqlalchemy.create_engine`
     :return: a new engine; the caller disposes of it
     :raises DatabaseURLError: when the URL cannot be used, with the fix in the message
@@ -144,6 +188,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     shown = mask(parsed)
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_path(parsed, shown)
+        if read_only:
+            parsed = _read_only_sqlite(parsed, shown)
         kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
     else:
@@ -157,6 +203,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_recycle", 1800)
         if parsed.get_backend_name() == "postgresql":
             kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
+            if read_only:
+                kwargs["connect_args"]["options"] = "-c default_transaction_read_only=on"
     try:
         engine = create_engine(parsed, **kwargs)
     except NoSuchModuleError as e:
@@ -170,7 +218,7 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
             "For PostgreSQL run: pip install 'runhistory-sql[postgres]'"
         ) from e
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_connect_listener)
+        event.listen(engine, "connect", _sqlite_read_only_listener if read_only else _sqlite_connect_listener)
         event.listen(engine, "begin", _sqlite_begin_listener)
     return engine
 

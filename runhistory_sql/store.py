@@ -1,7 +1,7 @@
 """``RunStore``: reading past runs back (the views for records, the driver for long histories)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import Engine, text
 
@@ -24,10 +24,13 @@ class RunStore:
         print(store.best("eval_loss_epoch", limit=3))
 
     :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
+    :param read_only: open the database read-only (the default: a SQLite file must exist, and
+        nothing can change it); ``False`` only to :meth:`delete` runs
     """
 
-    def __init__(self, url: str | None = None) -> None:
-        self._engine: Engine = make_engine(url)
+    def __init__(self, url: str | None = None, *, read_only: bool = True) -> None:
+        self._engine: Engine = make_engine(url, read_only=read_only)
+        self.read_only = read_only
 
     def close(self) -> None:
         self._engine.dispose()
@@ -131,3 +134,39 @@ class RunStore:
         params = {"metric": metric, "no": False, "experiment": experiment, "limit": limit}
         with self._engine.connect() as conn:
             return [tuple(row) for row in conn.execute(text(sql), params)]  # type: ignore[misc]
+
+    # -- to be implemented (issue 6) ---------------------------------------------------------
+
+    def summary(self, run: str | int, *, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Per metric of the run, in the latest stage that has it: one dict with the keys
+        ``metric``, ``stage``, ``count``, ``last``, ``min``, ``max``, ``goal`` (``"min"`` or
+        ``"max"``, from the name: accuracies and scores are maximised, everything else minimised),
+        ``best`` and ``best_epoch`` (the epoch of the first point with the best value). Ordered by
+        metric name.
+        """
+        raise NotImplementedError
+
+    def configs(self, run: str | int, *, experiment: str | None = None) -> list[dict[str, Any]]:
+        """The run's ``TrainerRunConfig`` snapshots (``v_configs`` rows without ``run_id``), in
+        the order they were taken; ``captured_at`` a UTC ``datetime``, dataloader kwargs decoded."""
+        raise NotImplementedError
+
+    def events(self, run: str | int, kind: str | None = None, *, experiment: str | None = None) -> list[dict[str, Any]]:
+        """The run's events in the order they happened: dicts with ``stage``, ``epoch``, ``kind``,
+        ``recorded_at`` (UTC ``datetime``) and ``payload`` (decoded JSON)."""
+        raise NotImplementedError
+
+    def frame(
+        self, runs: Sequence[str | int] | None = None, metrics: Sequence[str] | None = None, *,
+        experiment: str | None = None, stage: int | None = None,
+    ) -> Any:
+        """A pandas DataFrame of effective points across runs, columns ``experiment``,
+        ``run_name``, ``run_id``, ``stage``, ``metric``, ``seq``, ``epoch``, ``value``,
+        ``recorded_at`` (UTC). Needs the ``pandas`` extra."""
+        raise NotImplementedError
+
+    def delete(self, run: str | int, *, experiment: str | None = None) -> dict[str, int]:
+        """Delete a run and everything recorded for it; the only method that removes data.
+        Needs ``RunStore(url, read_only=False)``; refuses a run a live process still holds.
+        :return: the number of rows removed per table"""
+        raise NotImplementedError

@@ -74,3 +74,43 @@ def url(request: pytest.FixtureRequest, db_url: str) -> str:
     if request.param == "sqlite":
         return db_url
     return str(request.getfixturevalue("pg_url"))
+
+
+# -- a database of real runs for the read side (RunStore, CLI) ---------------------------------
+
+import shutil  # noqa: E402
+
+import trained_runs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file with the runs of ``tests/trained_runs.py`` (built once; do not change it)."""
+    path = tmp_path_factory.mktemp("trained") / "runs.db"
+    trained_runs.build(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def trained_url(trained_file: Path, tmp_path: Path) -> str:
+    """A private copy of the trained runs (a test may change or delete them)."""
+    path = tmp_path / "trained.db"
+    shutil.copy(trained_file, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def trained_pg_database(pg_server: PostgresServer) -> Iterator[str]:
+    """The trained runs on the session's PostgreSQL server (built once; do not change it)."""
+    name = pg_server.create_database()
+    trained_runs.build(pg_server.url(name))
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def trained_any(request: pytest.FixtureRequest, trained_url: str) -> str:
+    """The trained runs on SQLite (a private copy), then on PostgreSQL (shared: read only)."""
+    if request.param == "sqlite":
+        return trained_url
+    return str(request.getfixturevalue("trained_pg_database"))

@@ -1,0 +1,38 @@
+"""The ``runhistory-sql`` command: a thin click shell over the library.
+
+Each subcommand lives in its own module; library errors become one-line messages
+(``click.ClickException``, see :func:`common.one_line_errors`), never tracebacks.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import click
+
+from .db import db
+from .demo import demo
+from .spill import import_spill
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="runhistory-sql")
+def main() -> None:
+    """Persistent run histories for pytorch-accelerated, in plain SQL.
+
+    \b
+    Example:
+        runhistory-sql demo
+        runhistory-sql runs
+    """
+
+
+for _command in (db, demo, import_spill):
+    main.add_command(_command)
+
+
+def iter_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Yield the path of every command under ``group``, e.g. ``("db", "upgrade")``."""
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from iter_commands(command, (*prefix, name))

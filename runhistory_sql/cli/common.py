@@ -1,0 +1,61 @@
+"""What every command shares: one-line errors, the ``--url`` option, opening the database."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..engine import make_engine, mask
+from ..errors import RunHistorySQLError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+URL_HELP = "Database URL (default: $RUNHISTORY_SQL_URL, else sqlite:///runhistory.db)."
+
+
+def one_line_errors(func: F) -> F:
+    """Turn library and database errors into one-line ``click.ClickException`` messages."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RunHistorySQLError as e:
+            raise click.ClickException(str(e)) from e
+        except SQLAlchemyError as e:
+            cause = getattr(e, "orig", None) or e
+            first = (str(cause).splitlines() or [type(cause).__name__])[0]
+            raise click.ClickException(f"Database error: {first}") from e
+
+    return wrapper  # type: ignore[return-value]
+
+
+def url_option(func: F) -> F:
+    """The ``--url`` option (falls back to ``$RUNHISTORY_SQL_URL``, then the default file)."""
+    return click.option("--url", default=None, metavar="URL", help=URL_HELP)(func)  # type: ignore[return-value]
+
+
+class EngineFor:
+    """``with EngineFor(url) as engine``: an engine disposed of at the end."""
+
+    def __init__(self, url: str | None, *, read_only: bool = False) -> None:
+        self.engine = make_engine(url, read_only=read_only)
+
+    def __enter__(self) -> Engine:
+        return self.engine
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine.dispose()
+
+
+def where(url: str) -> str:
+    """``url`` for a message: masked, and for a SQLite file with its absolute path."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return f"{url} (file {Path(parsed.database).resolve()})"
+    return mask(url)

@@ -1,0 +1,34 @@
+"""``runhistory-sql import-spill``: load points a run could not commit before it ended."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..engine import ENV_VAR, mask
+from .common import EngineFor, one_line_errors
+
+
+@click.command("import-spill")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", default=None, help="Database URL (default: $RUNHISTORY_SQL_URL, else the URL in the file).")
+@one_line_errors
+def import_spill(file: str, url: str | None) -> None:
+    """Load a spill file: points a run could not commit before its process ended.
+
+    Each file is applied once; a batch that did land before the process gave up is skipped.
+
+    \b
+    Example:
+        runhistory-sql import-spill runhistory-spill-3-20261130T101500-4242.jsonl
+    """
+    from .. import spill
+
+    target = url or os.environ.get(ENV_VAR) or spill.read_header(file)["url"]
+    if "***" in target:
+        raise click.ClickException(
+            f"The URL in {file} hides its password ({target}). Pass it with --url or $RUNHISTORY_SQL_URL."
+        )
+    with EngineFor(target) as engine:
+        count = spill.import_file(engine, file)
+    click.echo(f"Imported {count} operations from {file} into {mask(target)}.")

@@ -1,0 +1,93 @@
+"""A small database of real runs for the read-side tests (RunStore, CLI): built once per session
+with the real Trainer, then its clock pinned so that outputs can be compared exactly.
+
+Experiment ``cli``:
+
+- ``baseline``: lr 0.01, batch 32, 3 epochs; then ``evaluate()`` (stage 2);
+- ``fast``: lr 0.05, batch 16, 3 epochs;
+- ``finetune``: input layer frozen (TrackedModelFreezer) for 2 epochs, unfrozen, 2 more epochs in
+  the same stage (``reset_run_history=False``);
+- ``resumed``: 2 epochs, the process "ends", a new SQLRunHistory continues it (``resumed`` event)
+  for 2 more epochs.
+
+Experiment ``other``: ``solo`` (1 epoch), so that filters have something to leave out.
+
+Times: run i (by id) starts at 2026-11-01 10:00:00 UTC + i hours and ends 1 minute per
+``epoch_end`` event later; point k of a series is recorded k seconds after its run started; configs and events are
+1 s apart in id order. Host ``trainer-1``, pid 4242 (also in ``resumed`` events), and uuids
+``00000000-0000-4000-8000-<id, 12 digits>``.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+from pytorch_accelerated.finetuning import ModelFreezer  # noqa: F401  (the base of the tracked one)
+from sqlalchemy import text
+
+from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreezer
+from runhistory_sql.demo import make_datasets, make_model, make_trainer
+from runhistory_sql.engine import make_engine
+
+BASE_MS = 1_793_527_200_000  # 2026-11-01T10:00:00Z
+HOUR_MS = 3_600_000
+
+
+def _train(trainer, epochs: int, batch: int, **kwargs) -> None:
+    train_ds, eval_ds = make_datasets()
+    torch.manual_seed(0)  # the loader's shuffle
+    trainer.train(train_dataset=train_ds, eval_dataset=eval_ds, num_epochs=epochs, per_device_batch_size=batch, **kwargs)
+
+
+def build(url: str) -> None:
+    """Record the runs described above in ``url`` (which should be empty)."""
+    with SQLRunHistory(url, experiment="cli", run_name="baseline") as h:
+        trainer = make_trainer(make_model(0), h, callbacks=[RunTrackingCallback()], lr=0.01)
+        _train(trainer, 3, 32)
+        trainer.evaluate(make_datasets()[1], per_device_batch_size=64)
+    with SQLRunHistory(url, experiment="cli", run_name="fast") as h:
+        _train(make_trainer(make_model(0), h, callbacks=[RunTrackingCallback()], lr=0.05), 3, 16)
+    with SQLRunHistory(url, experiment="cli", run_name="finetune") as h:
+        model = make_model(0)
+        freezer = TrackedModelFreezer(model, run_history=h)
+        freezer.freeze(from_index=0, to_index=0)
+        trainer = make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01)
+        _train(trainer, 2, 32)
+        freezer.unfreeze()  # the optimizer already holds every parameter (make_trainer)
+        _train(trainer, 4, 32, reset_run_history=False)  # num_epochs counts from the start
+    model = make_model(0)
+    with SQLRunHistory(url, experiment="cli", run_name="resumed") as h:
+        _train(make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01), 2, 32)
+    with SQLRunHistory(url, experiment="cli", run_name="resumed", resume="must") as h:
+        _train(make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01), 4, 32, reset_run_history=False)
+    with SQLRunHistory(url, experiment="other", run_name="solo") as h:
+        _train(make_trainer(make_model(1), h, callbacks=[RunTrackingCallback()], lr=0.01), 1, 32)
+    pin_clock(url)
+
+
+def pin_clock(url: str) -> None:
+    """Replace every recorded time by the fixed ones described in the module docstring."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            run_ids = [r for (r,) in conn.execute(text("SELECT id FROM runs ORDER BY id"))]
+            for i, run_id in enumerate(run_ids):
+                start = BASE_MS + i * HOUR_MS
+                epochs = conn.execute(text("SELECT COUNT(*) FROM events WHERE run_id = :id AND kind = 'epoch_end'"), {"id": run_id}).scalar()
+                conn.execute(text(
+                    "UPDATE runs SET created_at = :start, heartbeat_at = :end, ended_at = :end, uuid = :uuid, "
+                    "host = 'trainer-1', pid = 4242 WHERE id = :id"
+                ), {"start": start, "end": start + 60000 * epochs, "uuid": f"00000000-0000-4000-8000-{run_id:012d}", "id": run_id})
+                conn.execute(text("UPDATE stages SET started_at = :start + idx * 1000 WHERE run_id = :id"), {"start": start, "id": run_id})
+                for table in ("configs", "events"):
+                    column = "captured_at" if table == "configs" else "recorded_at"
+                    ids = [r for (r,) in conn.execute(text(f"SELECT id FROM {table} WHERE run_id = :id ORDER BY id"), {"id": run_id})]
+                    for k, row_id in enumerate(ids):
+                        conn.execute(text(f"UPDATE {table} SET {column} = :t WHERE id = :row"), {"t": start + 1000 * (k + 1), "row": row_id})
+            for row_id, payload in conn.execute(text("SELECT id, payload FROM events WHERE kind = 'resumed'")).all():
+                fixed = {**json.loads(payload), "host": "trainer-1", "pid": 4242}
+                conn.execute(text("UPDATE events SET payload = :p WHERE id = :id"), {"p": json.dumps(fixed), "id": row_id})
+            conn.execute(text("UPDATE points SET recorded_at = 1000 * seq"))  # offsets from the run's start
+            conn.execute(text("UPDATE experiments SET created_at = :t"), {"t": BASE_MS})
+    finally:
+        engine.dispose()
