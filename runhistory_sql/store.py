@@ -1,12 +1,14 @@
 """``RunStore``: reading past runs back (the views for records, the driver for long histories)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import Engine, text
 
 from .engine import fetch_raw, make_engine, mask, placeholder
 from .errors import RunNotFoundError
+from .records import read_configs, read_events
+from .summaries import summarize
 from .values import decode
 
 Point = tuple[int, int, Any, int]
@@ -32,7 +34,14 @@ class RunStore:
         self._engine: Engine = make_engine(url, read_only=read_only)
         self.read_only = read_only
 
+    @property
+    def engine(self) -> Engine:
+        """The store's engine, for your own SQL against the views (read-only unless the store
+        was opened with ``read_only=False``), e.g. ``pandas.read_sql("SELECT ...", store.engine)``."""
+        return self._engine
+
     def close(self) -> None:
+        """Close the store's connections."""
         self._engine.dispose()
 
     def __enter__(self) -> "RunStore":
@@ -135,26 +144,45 @@ class RunStore:
         with self._engine.connect() as conn:
             return [tuple(row) for row in conn.execute(text(sql), params)]  # type: ignore[misc]
 
-    # -- to be implemented (issue 6) ---------------------------------------------------------
+    def summary(
+        self, run: str | int, *, experiment: str | None = None, goals: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Summarise each metric of the run, in the latest stage that has it, ordered by name.
 
-    def summary(self, run: str | int, *, experiment: str | None = None) -> list[dict[str, Any]]:
-        """Per metric of the run, in the latest stage that has it: one dict with the keys
-        ``metric``, ``stage``, ``count``, ``last``, ``min``, ``max``, ``goal`` (``"min"`` or
-        ``"max"``, from the name: accuracies and scores are maximised, everything else minimised),
-        ``best`` and ``best_epoch`` (the epoch of the first point with the best value). Ordered by
-        metric name.
+        Each dict has the keys ``metric``, ``stage``, ``count`` (effective points), ``last``,
+        ``min``, ``max``, ``goal`` (``"min"`` or ``"max"``: see :func:`~runhistory_sql.summaries.goal_of`),
+        ``best`` (the min or the max, as the goal says) and ``best_epoch`` (the epoch of the first
+        point with the best value). NaN is never the min, max or best; ``min``, ``max``, ``best``
+        and ``best_epoch`` are ``None`` when the metric has no number that is not NaN (e.g. values
+        that are dicts), while ``last`` is whatever was recorded last.
+
+        :param goals: metric name -> ``"min"`` or ``"max"``, where the name misleads ``goal_of``
+        :raises RunNotFoundError: no such run
         """
-        raise NotImplementedError
+        run_id = self.run(run, experiment)["run_id"]
+        with self._engine.connect() as conn:
+            return summarize(conn, run_id, goals)
 
     def configs(self, run: str | int, *, experiment: str | None = None) -> list[dict[str, Any]]:
         """The run's ``TrainerRunConfig`` snapshots (``v_configs`` rows without ``run_id``), in
-        the order they were taken; ``captured_at`` a UTC ``datetime``, dataloader kwargs decoded."""
-        raise NotImplementedError
+        the order they were taken; ``captured_at`` a UTC ``datetime``, dataloader kwargs decoded.
+
+        :raises RunNotFoundError: no such run
+        """
+        run_id = self.run(run, experiment)["run_id"]
+        with self._engine.connect() as conn:
+            return read_configs(conn, run_id)
 
     def events(self, run: str | int, kind: str | None = None, *, experiment: str | None = None) -> list[dict[str, Any]]:
         """The run's events in the order they happened: dicts with ``stage``, ``epoch``, ``kind``,
-        ``recorded_at`` (UTC ``datetime``) and ``payload`` (decoded JSON)."""
-        raise NotImplementedError
+        ``recorded_at`` (UTC ``datetime``) and ``payload`` (decoded JSON).
+
+        :param kind: only events of this kind, e.g. ``"freeze"``
+        :raises RunNotFoundError: no such run
+        """
+        run_id = self.run(run, experiment)["run_id"]
+        with self._engine.connect() as conn:
+            return read_events(conn, run_id, kind)
 
     def frame(
         self, runs: Sequence[str | int] | None = None, metrics: Sequence[str] | None = None, *,

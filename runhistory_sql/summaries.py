@@ -1,0 +1,110 @@
+"""Per-metric summaries of a run (count, last, min, max, best and its epoch), and which way is better.
+
+Counts, minima and maxima come from the per-series summaries the writer keeps (``series``);
+only the last point and the point with the best value are read from ``points``, each through the
+primary key, so a summary costs a few small queries whatever the length of the histories.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+from sqlalchemy import Connection, Row, select
+
+from .engine import fetch_raw, placeholder
+from .schema import SPECIAL_NEG_ZERO, metrics, series, stages
+from .values import decode
+
+GOALS = ("min", "max")
+
+# a word of the name: bounded by non-letters, so "eval_acc", "mAP50" and "top1_acc" match but
+# "heatmap_loss" and "mapping" do not
+_MAXIMISED = re.compile(r"(?<![a-z])(acc|accuracy|f1|auc|precision|recall|score|iou|map|bleu|top1|top5)(?![a-z])")
+_MINIMISED = re.compile(r"(?<![a-z])(loss|error|err)(?![a-z])")
+
+
+def goal_of(metric: str) -> str:
+    """Return ``"max"`` for a metric that is better when higher, else ``"min"``, from its name.
+
+    A name with a word ``acc``, ``accuracy``, ``f1``, ``auc``, ``precision``, ``recall``,
+    ``score``, ``iou``, ``map``, ``bleu``, ``top1`` or ``top5`` (in any case, camelCase too) is
+    maximised, unless it also has a word ``loss``, ``error`` or ``err``; everything else (losses,
+    errors, perplexities) is minimised.
+
+    Example::
+
+        goal_of("eval_accuracy_epoch")   # "max"
+        goal_of("train_loss_epoch")      # "min"
+        goal_of("f1_loss")               # "min"
+
+    :param metric: the metric's name
+    :return: ``"min"`` or ``"max"``
+    """
+    lowered = metric.lower()
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", metric).lower()  # "valAccuracy" -> "val_accuracy"
+    if any(_MINIMISED.search(name) for name in (lowered, words)):
+        return "min"
+    return "max" if any(_MAXIMISED.search(name) for name in (lowered, words)) else "min"
+
+
+def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Summarise each metric of the run in the latest stage that has points of it.
+
+    :param goals: metric name -> ``"min"`` or ``"max"``, for metrics whose name misleads
+        :func:`goal_of`
+    :return: one dict per metric, ordered by name (see :meth:`RunStore.summary`)
+    """
+    goals = dict(goals or {})
+    for metric, goal in goals.items():
+        if goal not in GOALS:
+            raise ValueError(f"The goal of metric {metric!r} must be 'min' or 'max', not {goal!r}.")
+    query = (
+        select(metrics.c.name, stages.c.idx, series.c.id, series.c.n_points, series.c.min_value, series.c.max_value)
+        .join(metrics, metrics.c.id == series.c.metric_id)
+        .join(stages, stages.c.id == series.c.stage_id)
+        .where(series.c.run_id == run_id, series.c.deleted.is_(False), series.c.n_points > 0)
+        .order_by(metrics.c.name, stages.c.idx.desc(), series.c.id.desc())
+    )
+    latest: dict[str, Any] = {}
+    for row in conn.execute(query):
+        latest.setdefault(row.name, row)
+    return [_summary(conn, row, goals.get(name) or goal_of(name)) for name, row in latest.items()]
+
+
+def _summary(conn: Connection, row: Row[Any], goal: str) -> dict[str, Any]:
+    effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0"
+    last = fetch_raw(conn, f"SELECT value, special, value_json {effective} ORDER BY seq DESC LIMIT 1", (row.id,))[0]
+    low, high = row.min_value, row.max_value
+    if low == 0.0 or high == 0.0:
+        low, high = _signed_zeros(conn, row.id, low, high)
+    best = low if goal == "min" else high
+    return {
+        "metric": row.name, "stage": row.idx, "count": row.n_points, "last": decode(*last),
+        "min": low, "max": high, "goal": goal, "best": best,
+        "best_epoch": None if best is None else _first_epoch(conn, row.id, best),
+    }
+
+
+def _signed_zeros(conn: Connection, series_id: int, low: float | None, high: float | None) -> tuple[Any, Any]:
+    """``(min, max)`` with the sign of a zero extreme restored: the summaries store -0.0 as 0.0,
+    with a flag on the point."""
+    effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0 AND value = 0"
+    flags = {special for (special,) in fetch_raw(conn, f"SELECT DISTINCT special {effective}", (series_id,))}
+    if low == 0.0:
+        low = -0.0 if SPECIAL_NEG_ZERO in flags else 0.0
+    if high == 0.0:
+        high = 0.0 if None in flags else -0.0
+    return low, high
+
+
+def _first_epoch(conn: Connection, series_id: int, best: float) -> int:
+    """The epoch of the first effective point equal to ``best`` (NaN never is; a zero's sign counts)."""
+    mark = placeholder(conn)
+    sql = f"SELECT epoch FROM points WHERE series_id = {mark} AND rev = 0 AND value = {mark}"
+    params: tuple[Any, ...] = (series_id, best)
+    if best == 0.0:
+        negative = math.copysign(1.0, best) < 0
+        sql += f" AND special = {SPECIAL_NEG_ZERO}" if negative else " AND special IS NULL"
+    found = fetch_raw(conn, sql + " ORDER BY seq LIMIT 1", params)
+    return int(found[0][0])

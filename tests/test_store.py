@@ -1,0 +1,245 @@
+"""RunStore, the read side: summaries, configs, events, frames, and deleting a run.
+
+Reads run on the trained runs of ``trained_runs.py`` (``trained_any``: a SQLite copy, then the
+shared PostgreSQL database) with their real, deterministic losses. Special values (NaN, -0.0,
+infinities, dicts) go through runs each test records itself on both backends (``url``).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from helpers import same
+from runhistory_sql import RunNotFoundError, RunStore, SQLRunHistory
+from runhistory_sql.engine import make_engine
+from runhistory_sql.schema import VIEW_COLUMNS
+from runhistory_sql.summaries import goal_of
+
+NAN, INF = float("nan"), float("inf")
+
+
+def at(hour: int, minute: int, second: int) -> datetime:
+    """A time on the trained runs' pinned clock (2026-11-01, UTC)."""
+    return datetime(2026, 11, 1, hour, minute, second, tzinfo=timezone.utc)
+
+
+def record(url: str, name: str, metrics: dict[str, list[Any]], **kwargs: Any) -> None:
+    """Record a run with one value per epoch of each metric (epochs 1, 2, ...)."""
+    with SQLRunHistory(url, run_name=name, **kwargs) as h:
+        for epoch in range(max(map(len, metrics.values()))):
+            for metric, values in metrics.items():
+                if epoch < len(values):
+                    h.update_metric(metric, values[epoch])
+            h._increment_epoch()
+
+
+def execute(url: str, sql: str) -> None:
+    """Change the database behind the library's back (to set up a case)."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+# -- goal_of --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric, goal", [
+    ("train_loss_epoch", "min"), ("eval_loss_epoch", "min"), ("perplexity", "min"),
+    ("eval_accuracy_epoch", "max"), ("val_acc", "max"), ("top1_acc", "max"), ("top5", "max"),
+    ("f1", "max"), ("eval_f1_macro", "max"), ("roc_auc", "max"), ("precision", "max"),
+    ("recall@5", "max"), ("bleu_score", "max"), ("mean_iou", "max"), ("mAP50", "max"),
+    ("valAccuracy", "max"), ("heatmap_loss", "min"), ("mapping_cost", "min"),
+    ("f1_loss", "min"), ("top1_error", "min"),
+])
+def test_can_tell_the_goal_of_a_metric_from_its_name(metric, goal):
+    assert goal_of(metric) == goal
+
+
+# -- summary --------------------------------------------------------------------------------
+
+BASELINE_SUMMARY = [
+    {"metric": "eval_loss_epoch", "stage": 1, "count": 3, "last": 2.834613084793091, "min": 2.834613084793091,
+     "max": 9.30870246887207, "goal": "min", "best": 2.834613084793091, "best_epoch": 3},
+    {"metric": "evaluation_loss", "stage": 2, "count": 1, "last": 2.8346128463745117, "min": 2.8346128463745117,
+     "max": 2.8346128463745117, "goal": "min", "best": 2.8346128463745117, "best_epoch": 1},
+    {"metric": "train_loss_epoch", "stage": 1, "count": 3, "last": 5.610373020172119, "min": 5.610373020172119,
+     "max": 11.459332466125488, "goal": "min", "best": 5.610373020172119, "best_epoch": 3},
+]
+
+
+def test_can_summarise_a_run_per_metric_in_its_latest_stage(trained_any):
+    with RunStore(trained_any) as store:
+        summary = store.summary("baseline")
+
+    assert summary == BASELINE_SUMMARY
+    assert [list(row) for row in summary] == [list(BASELINE_SUMMARY[0])] * 3  # the key order
+
+
+def test_summary_of_a_resumed_run_counts_its_effective_points(trained_any):
+    with RunStore(trained_any) as store:
+        summary = store.summary("resumed", experiment="cli")
+
+    assert [(s["metric"], s["count"], s["best"], s["best_epoch"], s["last"]) for s in summary] == [
+        ("eval_loss_epoch", 5, 0.7618725299835205, 5, 0.7618725299835205),
+        ("train_loss_epoch", 5, 0.6088125109672546, 5, 0.6088125109672546),
+    ]
+
+
+def test_summary_can_be_told_the_goal_of_a_metric(trained_any):
+    with RunStore(trained_any) as store:
+        summary = store.summary(2, goals={"eval_loss_epoch": "max"})
+
+    assert [(s["metric"], s["goal"], s["best"], s["best_epoch"]) for s in summary] == [
+        ("eval_loss_epoch", "max", 0.2738293409347534, 1),
+        ("train_loss_epoch", "min", 0.08879357576370239, 3),
+    ]
+
+
+def test_a_wrong_goal_is_a_clear_error(trained_any):
+    with RunStore(trained_any) as store, pytest.raises(ValueError) as raised:
+        store.summary("fast", goals={"eval_loss_epoch": "lowest"})
+
+    assert str(raised.value) == "The goal of metric 'eval_loss_epoch' must be 'min' or 'max', not 'lowest'."
+
+
+def test_summary_of_an_unknown_run_names_it(trained_any):
+    with RunStore(trained_any) as store, pytest.raises(RunNotFoundError, match="no run named 'nope'"):
+        store.summary("nope")
+
+
+def test_summary_is_exact_with_nan_signed_zeros_infinities_and_json(url):
+    record(url, "odd", {
+        "loss": [2.0, NAN, -0.0, 1.0],
+        "zero_loss": [0.0, -0.0, 0.0],
+        "val_acc": [0.5, INF, INF, NAN],
+        "low_acc": [-0.0, -INF],
+        "all_nan": [NAN, NAN],
+        "report": [{"f1": 0.5}, {"f1": 0.75}],
+        "mixed_loss": [{"note": "warm-up"}, 3.0, 4.0],
+    })
+
+    with RunStore(url) as store:
+        summary = {s.pop("metric"): tuple(s.values()) for s in store.summary("odd")}
+
+    # stage, count, last, min, max, goal, best, best_epoch
+    expected = {
+        "all_nan": (1, 2, NAN, None, None, "min", None, None),
+        "loss": (1, 4, 1.0, -0.0, 2.0, "min", -0.0, 3),
+        "low_acc": (1, 2, -INF, -INF, -0.0, "max", -0.0, 1),
+        "mixed_loss": (1, 3, 4.0, 3.0, 4.0, "min", 3.0, 2),
+        "report": (1, 2, {"f1": 0.75}, None, None, "min", None, None),
+        "val_acc": (1, 4, NAN, 0.5, INF, "max", INF, 2),
+        "zero_loss": (1, 3, 0.0, -0.0, 0.0, "min", -0.0, 2),
+    }
+    assert list(summary) == sorted(expected)
+    assert [m for m in expected if not same(summary[m], expected[m])] == [], summary
+
+
+def test_summary_takes_each_metric_from_the_latest_stage_having_it_and_skips_deleted_ones(url):
+    with SQLRunHistory(url, run_name="staged") as h:
+        for loss in (5.0, 4.0):
+            h.update_metric("loss", loss)
+            h.update_metric("lr", 0.1)
+            h.update_metric("gone", 1.0)
+            h._increment_epoch()
+        h.delete_metric("gone")
+        h.reset()
+        h.update_metric("loss", 3.0)
+
+    with RunStore(url) as store:
+        summary = [(s["metric"], s["stage"], s["count"], s["last"]) for s in store.summary("staged")]
+
+    assert summary == [("loss", 2, 1, 3.0), ("lr", 1, 2, 0.1)]
+
+
+# -- configs and events ----------------------------------------------------------------------
+
+DL = {"num_workers": 2, "pin_memory": False, "worker_init_fn": "pytorch_accelerated.utils.worker_init_fn"}
+TRAIN_CONFIG = {
+    "stage": 1, "captured_at": at(10, 0, 1), "kind": "train", "num_epochs": 3, "train_per_device_batch_size": 32,
+    "train_dl_kwargs": {**DL, "shuffle": True, "batch_size": 32}, "eval_per_device_batch_size": 32,
+    "eval_dl_kwargs": {**DL, "shuffle": False, "batch_size": 32}, "gradient_accumulation_steps": 1,
+    "gradient_clip_value": None, "train_total_batch_size": 32, "eval_total_batch_size": 32,
+    "num_update_steps_per_epoch": 16, "num_local_update_steps_per_epoch": 16, "max_num_train_steps": 49,
+    "is_local_process_zero": True, "is_world_process_zero": True, "is_distributed": False,
+    "mixed_precision": "no", "num_processes": 1,
+}
+BASELINE_CONFIGS = [TRAIN_CONFIG, {
+    **TRAIN_CONFIG, "stage": 2, "captured_at": at(10, 0, 2), "kind": "evaluate", "num_epochs": 1,
+    "eval_per_device_batch_size": 64, "eval_dl_kwargs": {**DL, "shuffle": False, "batch_size": 64},
+    "eval_total_batch_size": 64, "num_update_steps_per_epoch": 0, "num_local_update_steps_per_epoch": 0,
+    "max_num_train_steps": 1,
+}]
+
+
+def test_can_read_the_config_snapshots_of_a_run(trained_any):
+    with RunStore(trained_any) as store:
+        configs = store.configs("baseline")
+
+    assert configs == BASELINE_CONFIGS
+    assert [tuple(c) for c in configs] == [VIEW_COLUMNS["v_configs"][1:]] * 2  # v_configs' order
+    assert all(type(c["is_distributed"]) is bool for c in configs)
+
+
+def test_configs_of_a_run_trained_twice_in_one_stage(trained_any):
+    with RunStore(trained_any) as store:
+        configs = store.configs("finetune")
+
+    assert [(c["stage"], c["kind"], c["num_epochs"], c["max_num_train_steps"], c["captured_at"]) for c in configs] == [
+        (1, "train", 2, 33, at(12, 0, 1)), (1, "train", 4, 65, at(12, 0, 2)),
+    ]
+
+
+FREEZE = {
+    "call": "freeze", "args": {"from_index": 0, "to_index": 0, "set_modules_as_eval": False},
+    "groups_frozen": [0], "groups_unfrozen": [], "params_frozen": 2, "numel_frozen": 288, "params_unfrozen": 0,
+    "numel_unfrozen": 0, "trainable_numel": 1089, "total_numel": 1377, "frozen_groups_after": [0],
+    "train_mode_after": ["train", "train", "train"],
+}
+
+
+def test_can_read_the_events_of_a_run_in_order(trained_any):
+    with RunStore(trained_any) as store:
+        events = store.events("finetune")
+
+    assert events[0] == {"stage": 1, "epoch": 1, "kind": "freeze", "recorded_at": at(12, 0, 1), "payload": FREEZE}
+    assert [(e["epoch"], e["kind"], e["payload"].get("epoch")) for e in events] == [
+        (1, "freeze", None), (1, "training_run_start", None), (1, "epoch_end", 1), (2, "epoch_end", 2),
+        (3, "training_run_end", 3), (3, "unfreeze", None), (3, "training_run_start", None),
+        (3, "epoch_end", 3), (4, "epoch_end", 4), (5, "epoch_end", 5), (6, "training_run_end", 6),
+    ]
+    assert [e["recorded_at"] for e in events] == [at(12, 0, s) for s in range(1, 12)]
+
+
+def test_can_read_the_events_of_one_kind(trained_any):
+    with RunStore(trained_any) as store:
+        resumed = store.events("resumed", kind="resumed")
+        none = store.events("baseline", "freeze")
+
+    assert resumed == [{
+        "stage": 1, "epoch": 3, "kind": "resumed", "recorded_at": at(13, 0, 5),
+        "payload": {"host": "trainer-1", "pid": 4242, "from_epoch": 3, "stage": 1, "previous_status": "finished"},
+    }]
+    assert none == []
+
+
+def test_events_of_the_same_millisecond_keep_the_order_they_were_recorded_in(url):
+    with SQLRunHistory(url, run_name="busy") as h:
+        for kind in ("checkpoint", "lr_change", "alert"):
+            h.log_event(kind, at=kind)
+    execute(url, "UPDATE events SET recorded_at = 1793527200000")
+
+    with RunStore(url) as store:
+        events = [(e["kind"], e["payload"], e["recorded_at"]) for e in store.events("busy")]
+
+    same_time = at(10, 0, 0)
+    assert events == [
+        ("checkpoint", {"at": "checkpoint"}, same_time), ("lr_change", {"at": "lr_change"}, same_time),
+        ("alert", {"at": "alert"}, same_time),
+    ]
