@@ -1,0 +1,80 @@
+"""Every SQL query of the README runs, on the example database of its CLI session, on SQLite and
+on PostgreSQL (a block whose first line is ``-- SQLite`` or ``-- PostgreSQL`` on that one only)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from helpers import is_postgres
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = re.findall(r"```sql\n(.*?)```", README.read_text(), re.DOTALL)
+#: blocks that may return nothing on the example database (no run is running there)
+MAY_BE_EMPTY = ("status = 'running'",)
+
+
+def run_sql(url: str, sql: str) -> list[tuple]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:  # driver SQL: `::jsonb` and `%` are not bind parameters
+            return [tuple(row) for row in conn.exec_driver_sql(sql.strip().rstrip(";"))]
+    finally:
+        engine.dispose()
+
+
+def is_query(block: str) -> bool:
+    """Queries, not the administration statements (``CREATE ROLE``, ``GRANT``) of the README."""
+    code = [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("--")]
+    return code[0].lstrip().upper().startswith(("SELECT", "WITH"))
+
+
+QUERIES = [b for b in BLOCKS if is_query(b)]
+
+
+def backend_of(block: str) -> str | None:
+    first = block.splitlines()[0].strip()
+    return {"-- SQLite": "sqlite", "-- PostgreSQL": "postgresql"}.get(first)
+
+
+def test_the_readme_has_the_recipes_issue_6_asks_for():
+    assert len(QUERIES) >= 9
+    assert any("unfreeze" in b for b in BLOCKS) and any("IS DISTINCT FROM" in b for b in BLOCKS)
+
+
+@pytest.mark.parametrize("block", QUERIES, ids=[f"query{i}" for i in range(len(QUERIES))])
+def test_every_sql_query_runs_on_the_example_database(block, trained_any):
+    backend = "postgresql" if is_postgres(trained_any) else "sqlite"
+    if backend_of(block) not in (None, backend):
+        pytest.skip(f"a {backend_of(block)} recipe")
+
+    result = run_sql(trained_any, block)
+
+    assert result or any(marker in block for marker in MAY_BE_EMPTY)
+
+
+def test_the_config_recipes_find_the_fields_that_differ(trained_any):
+    backend = "postgresql" if is_postgres(trained_any) else "sqlite"
+    (recipe,) = [b for b in QUERIES if "'fast'" in b and "field" in b and backend_of(b) == backend]
+
+    fields = sorted(row[0] for row in run_sql(trained_any, recipe))
+
+    expected = ["max_num_train_steps", "train_dl_kwargs", "train_per_device_batch_size"]
+    if backend == "postgresql":  # every field: the evaluation batch size and step counts differ too
+        expected = [
+            "eval_dl_kwargs", "eval_per_device_batch_size", "eval_total_batch_size", "max_num_train_steps",
+            "num_local_update_steps_per_epoch", "num_update_steps_per_epoch", "train_dl_kwargs",
+            "train_per_device_batch_size", "train_total_batch_size",
+        ]
+    assert fields == expected
+
+
+def test_the_unfreeze_recipes_find_the_finetune_run(trained_any):
+    backend = "postgresql" if is_postgres(trained_any) else "sqlite"
+    (recipe,) = [b for b in QUERIES if "'unfreeze'" in b and "e.epoch < 5" in b and backend_of(b) == backend]
+
+    found = [row[:3] for row in run_sql(trained_any, recipe)]
+
+    assert found == [("cli", "finetune", 3)]
