@@ -11,6 +11,7 @@ import click
 
 from .db import db
 from .demo import demo
+from .plot import plot
 from .spill import import_spill
 
 
@@ -26,7 +27,7 @@ def main() -> None:
     """
 
 
-for _command in (db, demo, import_spill):
+for _command in (db, demo, import_spill, plot):
     main.add_command(_command)
 
 
