@@ -5,8 +5,10 @@ from typing import Any, Mapping, Sequence
 
 from sqlalchemy import Engine, text
 
-from .engine import fetch_raw, make_engine, mask, placeholder
-from .errors import RunNotFoundError
+from .deletion import delete_run
+from .engine import fetch_raw, make_engine, mask, placeholder, resolve_url
+from .errors import RunHistorySQLError, RunNotFoundError
+from .frames import import_pandas, read_frame
 from .records import read_configs, read_events
 from .summaries import summarize
 from .values import decode
@@ -24,6 +26,9 @@ class RunStore:
             print(run["run_name"], run["status"])
         points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms)]
         print(store.best("eval_loss_epoch", limit=3))
+        for metric in store.summary("baseline"):
+            print(metric["metric"], metric["best"], "at epoch", metric["best_epoch"])
+        df = store.frame(["baseline", "fast"], "eval_loss_epoch")   # needs the pandas extra
 
     :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
     :param read_only: open the database read-only (the default: a SQLite file must exist, and
@@ -31,7 +36,10 @@ class RunStore:
     """
 
     def __init__(self, url: str | None = None, *, read_only: bool = True) -> None:
+        if not read_only:  # a read-only engine checks that a SQLite file exists, and creates none
+            make_engine(url, read_only=True).dispose()
         self._engine: Engine = make_engine(url, read_only=read_only)
+        self._shown = mask(resolve_url(url))  # the URL as given (a read-only engine's is rewritten)
         self.read_only = read_only
 
     @property
@@ -51,7 +59,7 @@ class RunStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RunStore({mask(self._engine.url)!r})"
+        return f"RunStore({self._shown!r})"
 
     def runs(self, experiment: str | None = None, status: str | None = None, name_like: str | None = None) -> list[dict[str, Any]]:
         """Return the runs (the columns of ``v_runs``), oldest first, filtered as asked.
@@ -185,16 +193,57 @@ class RunStore:
             return read_events(conn, run_id, kind)
 
     def frame(
-        self, runs: Sequence[str | int] | None = None, metrics: Sequence[str] | None = None, *,
-        experiment: str | None = None, stage: int | None = None,
+        self, runs: str | int | Sequence[str | int] | None = None, metrics: str | Sequence[str] | None = None, *,
+        experiment: str | None = None, stage: int | None = None, value_json: bool = False,
     ) -> Any:
         """A pandas DataFrame of effective points across runs, columns ``experiment``,
-        ``run_name``, ``run_id``, ``stage``, ``metric``, ``seq``, ``epoch``, ``value``,
-        ``recorded_at`` (UTC). Needs the ``pandas`` extra."""
-        raise NotImplementedError
+        ``run_name``, ``run_id``, ``stage``, ``metric``, ``seq``, ``epoch``, ``value`` (float:
+        NaN, infinities and -0.0 exact; NaN too for values that are not numbers) and
+        ``recorded_at`` (``datetime64[ms, UTC]``), ordered by run id, stage, metric and seq.
+        ``experiment``, ``run_name`` and ``metric`` are categorical (cheap for millions of
+        points; categories in order of appearance). Needs the ``pandas`` extra.
+
+        Example::
+
+            df = store.frame(["baseline", "fast"], "eval_loss_epoch")
+            df.pivot_table(index="epoch", columns="run_name", values="value")
+
+        :param runs: a run (name or id) or a list of them; default: every run (of ``experiment``)
+        :param metrics: a metric name or a list of them; default: every metric
+        :param experiment: only runs of this experiment (also chooses among same-named runs)
+        :param stage: only this stage (1 = the first ``train()``); default: every stage
+        :param value_json: add a column ``value_json``: the JSON text of values that are not
+            numbers, missing (``pd.isna``) for numbers
+        :raises MissingExtraError: pandas is not installed
+        :raises RunNotFoundError: a run in ``runs`` does not exist
+        """
+        import_pandas()  # before any query: a missing extra is the first thing to fix
+        run_ids = None
+        if runs is not None:
+            chosen = [runs] if isinstance(runs, (str, int)) else runs
+            run_ids = [self.run(name_or_id, experiment)["run_id"] for name_or_id in chosen]
+        names = [metrics] if isinstance(metrics, str) else metrics
+        with self._engine.connect() as conn:
+            return read_frame(conn, run_ids, names, experiment=experiment, stage=stage, value_json=value_json)
 
     def delete(self, run: str | int, *, experiment: str | None = None) -> dict[str, int]:
-        """Delete a run and everything recorded for it; the only method that removes data.
-        Needs ``RunStore(url, read_only=False)``; refuses a run a live process still holds.
-        :return: the number of rows removed per table"""
-        raise NotImplementedError
+        """Delete a run and everything recorded for it, in one transaction; the only method that
+        removes data. The experiment and every other run stay.
+
+        Example::
+
+            with RunStore("sqlite:///runs.db", read_only=False) as store:
+                store.delete("baseline", experiment="mnist")   # {"points": 6, ..., "runs": 1}
+
+        :return: the number of rows removed per table: ``points``, ``series``, ``configs``,
+            ``events``, ``stages`` and ``runs``
+        :raises RunHistorySQLError: the store is read-only (the default)
+        :raises RunInUseError: a live process still holds the run
+        :raises RunNotFoundError: no such run
+        """
+        if self.read_only:
+            raise RunHistorySQLError(
+                f"{self!r} is read-only, so it cannot delete run {run!r}. Open it with "
+                "RunStore(url, read_only=False) to delete runs."
+            )
+        return delete_run(self._engine, self.run(run, experiment)["run_id"])

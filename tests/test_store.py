@@ -6,15 +6,28 @@ infinities, dicts) go through runs each test records itself on both backends (``
 """
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from helpers import same
-from runhistory_sql import RunNotFoundError, RunStore, SQLRunHistory
+from helpers import dump, query, same
+from runhistory_sql import (
+    DatabaseURLError,
+    RunHistorySQLError,
+    RunInUseError,
+    RunNotFoundError,
+    RunStore,
+    SQLRunHistory,
+)
+from runhistory_sql.clock import now_ms
 from runhistory_sql.engine import make_engine
+from runhistory_sql.frames import MissingExtraError
 from runhistory_sql.schema import VIEW_COLUMNS
 from runhistory_sql.summaries import goal_of
 
@@ -243,3 +256,258 @@ def test_events_of_the_same_millisecond_keep_the_order_they_were_recorded_in(url
         ("checkpoint", {"at": "checkpoint"}, same_time), ("lr_change", {"at": "lr_change"}, same_time),
         ("alert", {"at": "alert"}, same_time),
     ]
+
+
+# -- frame ----------------------------------------------------------------------------------
+
+
+def rows_of(frame: Any) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in frame.itertuples(index=False)]
+
+
+def test_can_read_histories_across_runs_as_a_data_frame(trained_any):
+    pd = pytest.importorskip("pandas")
+
+    with RunStore(trained_any) as store:
+        frame = store.frame(["fast", "baseline"], "eval_loss_epoch")
+
+    def ts(hour: int, second: int) -> Any:
+        return pd.Timestamp(at(hour, 0, second))
+
+    assert rows_of(frame) == [
+        ("cli", "baseline", 1, 1, "eval_loss_epoch", 0, 1, 9.30870246887207, ts(10, 0)),
+        ("cli", "baseline", 1, 1, "eval_loss_epoch", 1, 2, 7.274295806884766, ts(10, 1)),
+        ("cli", "baseline", 1, 1, "eval_loss_epoch", 2, 3, 2.834613084793091, ts(10, 2)),
+        ("cli", "fast", 2, 1, "eval_loss_epoch", 0, 1, 0.2738293409347534, ts(11, 0)),
+        ("cli", "fast", 2, 1, "eval_loss_epoch", 1, 2, 0.11056573688983917, ts(11, 1)),
+        ("cli", "fast", 2, 1, "eval_loss_epoch", 2, 3, 0.10933162271976471, ts(11, 2)),
+    ]
+
+
+def test_a_data_frame_has_the_same_columns_and_types_on_every_backend(trained_any):
+    pytest.importorskip("pandas")
+
+    with RunStore(trained_any) as store:
+        dtypes = {name: str(dtype) for name, dtype in store.frame().dtypes.items()}
+        empty = {name: str(dtype) for name, dtype in store.frame([]).dtypes.items()}
+
+    assert dtypes == empty == {
+        "experiment": "category", "run_name": "category", "run_id": "int64", "stage": "int64",
+        "metric": "category", "seq": "int64", "epoch": "int64", "value": "float64",
+        "recorded_at": "datetime64[ms, UTC]",
+    }
+
+
+def test_a_data_frame_can_be_filtered_by_experiment_and_stage(trained_any):
+    pytest.importorskip("pandas")
+
+    with RunStore(trained_any) as store:
+        everything = store.frame()
+        other = store.frame(experiment="other")
+        second = store.frame(stage=2)
+
+    counts = everything.groupby(["run_name", "metric"], observed=True).size()
+    assert counts.to_dict() == {
+        ("baseline", "eval_loss_epoch"): 3, ("baseline", "evaluation_loss"): 1, ("baseline", "train_loss_epoch"): 3,
+        ("fast", "eval_loss_epoch"): 3, ("fast", "train_loss_epoch"): 3, ("finetune", "eval_loss_epoch"): 5,
+        ("finetune", "train_loss_epoch"): 5, ("resumed", "eval_loss_epoch"): 5, ("resumed", "train_loss_epoch"): 5,
+        ("solo", "eval_loss_epoch"): 1, ("solo", "train_loss_epoch"): 1,
+    }
+    assert rows_of(other[["run_name", "metric", "value"]]) == [
+        ("solo", "eval_loss_epoch", 9.03493595123291), ("solo", "train_loss_epoch", 11.323795318603516),
+    ]
+    assert rows_of(second[["run_name", "stage", "metric", "epoch", "value"]]) == [
+        ("baseline", 2, "evaluation_loss", 1, 2.8346128463745117),
+    ]
+
+
+def test_a_data_frame_keeps_nan_signed_zeros_infinities_and_json_exact(url):
+    pd = pytest.importorskip("pandas")
+    record(url, "odd", {"loss": [1.5, NAN, -0.0, 0.0, INF, -INF, {"f1": 0.5}, 2.5]})
+
+    with RunStore(url) as store:
+        frame = store.frame("odd", value_json=True)
+
+    assert same(list(frame["value"]), [1.5, NAN, -0.0, 0.0, INF, -INF, NAN, 2.5])
+    assert [None if pd.isna(text) else text for text in frame["value_json"]] == [None] * 6 + ['{"f1": 0.5}', None]
+    assert list(frame["epoch"]) == list(range(1, 9))
+
+
+def test_a_data_frame_and_a_summary_hold_only_the_effective_points_of_a_rewound_run(url):
+    pytest.importorskip("pandas")
+    with SQLRunHistory(url, run_name="rewound") as h:
+        for loss in (1.0, 2.0, 3.0):
+            h.update_metric("loss", loss)
+            h._increment_epoch()
+        h._set_epoch(2)  # as train(resume_from=...) does: epochs >= 2 are superseded
+        for loss in (0.5, 0.25):
+            h.update_metric("loss", loss)
+            h._increment_epoch()
+
+    with RunStore(url) as store:
+        frame = store.frame("rewound")
+        summary = store.summary("rewound")
+
+    assert rows_of(frame[["seq", "epoch", "value"]]) == [(0, 1, 1.0), (1, 2, 0.5), (2, 3, 0.25)]
+    assert summary == [{
+        "metric": "loss", "stage": 1, "count": 3, "last": 0.25, "min": 0.25, "max": 1.0, "goal": "min",
+        "best": 0.25, "best_epoch": 3,
+    }]
+
+
+def test_a_data_frame_of_an_unknown_run_names_it(trained_any):
+    pytest.importorskip("pandas")
+
+    with RunStore(trained_any) as store, pytest.raises(RunNotFoundError, match="no run named 'nope'"):
+        store.frame(["baseline", "nope"])
+
+
+def test_a_data_frame_without_pandas_says_how_to_install_it(trained_url, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # what "import pandas" sees without the extra
+
+    with RunStore(trained_url) as store, pytest.raises(MissingExtraError) as raised:
+        store.frame()
+
+    assert str(raised.value) == (
+        'Reading runs as a DataFrame needs pandas, which is not installed. Install it with: '
+        'pip install "runhistory-sql[pandas]"'
+    )
+    assert isinstance(raised.value, ImportError) and isinstance(raised.value, RunHistorySQLError)
+
+
+# -- read-only by default ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("statement", [
+    "DELETE FROM runs", "UPDATE runs SET name = 'x'", "INSERT INTO experiments (name, created_at) VALUES ('x', 0)",
+    "DROP TABLE points", "CREATE TABLE notes (id INTEGER)",
+])
+def test_a_default_store_cannot_write(url, statement):
+    record(url, "kept", {"loss": [1.0, 0.5]})
+    before = dump(url)
+
+    with RunStore(url) as store, pytest.raises(DBAPIError), store.engine.begin() as conn:
+        conn.execute(text(statement))
+
+    assert dump(url) == before
+
+
+def test_a_store_on_a_missing_sqlite_file_is_a_clear_error_and_creates_no_file(tmp_path):
+    path = tmp_path / "nope.db"
+
+    for read_only in (True, False):
+        with pytest.raises(DatabaseURLError) as raised:
+            RunStore(f"sqlite:///{path}", read_only=read_only)
+
+        assert str(raised.value) == (
+            f"There is no database at {path} (URL sqlite:///{path}). Record a run first "
+            "(e.g. runhistory-sql demo), or point --url / $RUNHISTORY_SQL_URL at your database."
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- delete ---------------------------------------------------------------------------------
+
+
+def test_a_read_only_store_refuses_to_delete_and_says_how(trained_url):
+    before = dump(trained_url)
+
+    with RunStore(trained_url) as store, pytest.raises(RunHistorySQLError) as raised:
+        store.delete("baseline")
+
+    assert str(raised.value) == (
+        f"RunStore({trained_url!r}) is read-only, so it cannot delete run 'baseline'. "
+        "Open it with RunStore(url, read_only=False) to delete runs."
+    )
+    assert dump(trained_url) == before
+
+
+def without_run(tables: dict[str, list[tuple[Any, ...]]], run_id: int, series_ids: set[int]) -> dict[str, list[tuple[Any, ...]]]:
+    """``tables`` (a ``dump``) less the rows of one run: column 0 of runs and points, 1 elsewhere."""
+    keep = {
+        "runs": lambda row: row[0] != run_id, "points": lambda row: row[0] not in series_ids,
+        **{t: (lambda row: row[1] != run_id) for t in ("stages", "series", "configs", "events")},
+    }
+    return {t: [row for row in rows if keep.get(t, lambda _: True)(row)] for t, rows in tables.items()}
+
+
+def test_can_delete_a_run_and_leave_every_other_run_untouched(trained_url):
+    before = dump(trained_url)
+    finetune_series = {s for (s,) in query(trained_url, "SELECT id FROM series WHERE run_id = 3")}
+
+    with RunStore(trained_url, read_only=False) as store:
+        removed = store.delete("finetune")
+        names = [run["run_name"] for run in store.runs()]
+
+    assert removed == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "runs": 1}
+    assert names == ["baseline", "fast", "resumed", "solo"]
+    assert dump(trained_url) == without_run(before, 3, finetune_series)
+
+
+def test_can_delete_a_run_on_every_backend(url):
+    record(url, "keep", {"loss": [1.0, 0.5]}, experiment="e")
+    with SQLRunHistory(url, experiment="e", run_name="drop") as h:
+        h.record_config("train", {"num_epochs": 2})
+        h.update_metric("loss", 3.0)
+        h.log_event("checkpoint", path="a.pt")
+        h.reset()
+        h.update_metric("eval_acc", 0.5)
+    with RunStore(url) as store:
+        kept = (store.run("keep"), store.summary("keep"))
+
+    with RunStore(url, read_only=False) as store:
+        removed = store.delete("drop", experiment="e")
+    with RunStore(url) as store:
+        after = (store.run("keep"), store.summary("keep"))
+        runs = [run["run_name"] for run in store.runs()]
+
+    assert removed == {"points": 2, "series": 2, "configs": 1, "events": 1, "stages": 2, "runs": 1}
+    assert runs == ["keep"]
+    assert after == kept
+    assert query(url, "SELECT name FROM experiments") == [("e",)]
+    assert query(url, "SELECT COUNT(*) FROM points") == [(2,)]
+
+
+def test_cannot_delete_a_run_this_process_is_still_writing(url):
+    h = SQLRunHistory(url, run_name="live")
+    h.update_metric("loss", 1.0)
+    h.flush()
+    try:
+        with RunStore(url, read_only=False) as store, pytest.raises(RunInUseError) as raised:
+            store.delete("live")
+    finally:
+        h.close()
+
+    assert str(raised.value) == (
+        "Run 'live' is open for writing in this process. close() its SQLRunHistory first, then delete it."
+    )
+    assert query(url, "SELECT name FROM runs") == [("live",)]
+
+
+def test_cannot_delete_a_run_another_live_process_on_this_host_holds(url):
+    record(url, "held", {"loss": [1.0]})
+    parent, host = os.getppid(), socket.gethostname()
+    execute(url, f"UPDATE runs SET status = 'running', pid = {parent}, host = '{host}'")
+
+    with RunStore(url, read_only=False) as store, pytest.raises(RunInUseError) as raised:
+        store.delete("held")
+
+    assert str(raised.value) == (
+        f"Run 'held' is held by live process {parent} on {host}. Wait for it to end (or stop it), then delete the run."
+    )
+    assert query(url, "SELECT COUNT(*) FROM points") == [(1,)]
+
+
+@pytest.mark.parametrize("heartbeat_age_ms, deleted", [(0, False), (10 * 60_000, True)])
+def test_a_run_of_another_host_is_held_while_its_heartbeat_is_fresh(url, heartbeat_age_ms, deleted):
+    record(url, "remote", {"loss": [1.0]})
+    execute(url, f"UPDATE runs SET status = 'running', host = 'elsewhere', heartbeat_at = {now_ms() - heartbeat_age_ms}")
+
+    with RunStore(url, read_only=False) as store:
+        if deleted:
+            store.delete("remote")
+        else:
+            with pytest.raises(RunInUseError, match="held by live process .* on elsewhere"):
+                store.delete("remote")
+
+    assert query(url, "SELECT COUNT(*) FROM runs") == [(0 if deleted else 1,)]

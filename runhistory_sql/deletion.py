@@ -1,0 +1,59 @@
+"""Deleting a run: the only operation of runhistory-sql that removes recorded data.
+
+Everything recorded for the run goes in one transaction (all or nothing); the experiment, the
+metric names and every other run stay. A run that a live process still holds is refused, as
+:mod:`runhistory_sql.runs` decides liveness for resuming: on the same host by its pid, across
+hosts by its heartbeat.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select
+
+from . import lifecycle
+from .engine import writer_engine
+from .errors import RunInUseError, RunNotFoundError
+from .runs import _holder_alive
+from .schema import configs, events, points, runs, series, stages
+
+
+def delete_run(engine: Engine, run_id: int) -> dict[str, int]:
+    """Delete the run ``run_id`` and its points, series, configs, events and stages.
+
+    :return: the number of rows removed per table, e.g. ``{"points": 6, "series": 2, ...,
+        "runs": 1}``
+    :raises RunInUseError: a live process holds the run
+    :raises RunNotFoundError: the run is gone (deleted meanwhile)
+    """
+    # SQLite: BEGIN IMMEDIATE takes the write lock first, so no writer slips in between the
+    # liveness check and the deletes; PostgreSQL: the run's row is locked FOR UPDATE
+    with writer_engine(engine).begin() as conn:
+        row = conn.execute(select(runs).where(runs.c.id == run_id).with_for_update()).first()
+        if row is None:
+            raise RunNotFoundError(f"There is no run with id {run_id}. List them with: runhistory-sql runs")
+        _refuse_if_held(row)
+        return _delete_rows(conn, run_id)
+
+
+def _refuse_if_held(row: Any) -> None:
+    if any(h.is_writer and h._uuid == row.uuid for h in lifecycle.open_histories()):
+        raise RunInUseError(
+            f"Run {row.name!r} is open for writing in this process. close() its SQLRunHistory "
+            "first, then delete it."
+        )
+    if _holder_alive(row):
+        raise RunInUseError(
+            f"Run {row.name!r} is held by live process {row.pid} on {row.host}. Wait for it to "
+            "end (or stop it), then delete the run."
+        )
+
+
+def _delete_rows(conn: Connection, run_id: int) -> dict[str, int]:
+    """Delete the rows in the order the foreign keys need: the children of a table first."""
+    in_run = select(series.c.id).where(series.c.run_id == run_id)
+    removed = {"points": conn.execute(delete(points).where(points.c.series_id.in_(in_run))).rowcount}
+    for table in (series, configs, events, stages):
+        removed[table.name] = conn.execute(delete(table).where(table.c.run_id == run_id)).rowcount
+    removed["runs"] = conn.execute(delete(runs).where(runs.c.id == run_id)).rowcount
+    return removed
