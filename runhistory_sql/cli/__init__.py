@@ -12,6 +12,7 @@ import click
 from .db import db
 from .demo import demo
 from .plot import plot
+from .runs import history, runs
 from .spill import import_spill
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     """
 
 
-for _command in (db, demo, import_spill, plot):
+for _command in (db, demo, import_spill, plot, runs, history):
     main.add_command(_command)
 
 

@@ -1,0 +1,132 @@
+"""``runhistory-sql runs`` and ``runhistory-sql history``: the runs, and one metric's points."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..listing import RunListing, list_runs, parse_sort
+from ..records import utc
+from ..store import RunStore
+from .common import one_line_errors, url_option
+from .output import emit, format_option
+
+STATUSES = ("running", "finished", "failed", "crashed")
+
+
+def run_key(text: str) -> str | int:
+    """A RUN argument: digits are a run id, anything else a run name."""
+    return int(text) if text.isdigit() else text
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for people: ``42s``, ``3m 05s``, ``2h 03m``, ``1d 04h``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def experiment_option(func: Any) -> Any:
+    """``--experiment``: which experiment a run name belongs to, when several have it."""
+    return click.option(
+        "--experiment", "-e", default=None, help="The run's experiment (when several have a run of that name).",
+    )(func)
+
+
+@click.command("runs")
+@url_option
+@click.option("--experiment", "-e", default=None, help="Only the runs of this experiment.")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only the runs with this status.")
+@click.option(
+    "--sort", default=None, metavar="METRIC[:min|max]",
+    help="Order by the best value of METRIC (min: lowest first; max: highest first; default from "
+    "the name: accuracies and scores max, the rest min). Default: by id.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most this many runs (after sorting).")
+@click.option(
+    "--metric", "-m", "metrics", multiple=True,
+    help="A metric to show the last and best value of (repeatable). Default: up to 3 metrics ending in _epoch.",
+)
+@format_option
+@one_line_errors
+def runs(
+    url: str | None, experiment: str | None, status: str | None, sort: str | None, limit: int | None,
+    metrics: tuple[str, ...], fmt: str,
+) -> None:
+    """List the runs: status, stages, epochs, start, duration, and the last and best value of
+    the key metrics.
+
+    "epochs" is the highest epoch with a recorded point (in any stage); "duration" runs until
+    the run ended, or, while it runs, until now; times are UTC.
+
+    \b
+    Example:
+        runhistory-sql runs --experiment mnist --sort eval_loss_epoch --limit 10
+        runhistory-sql runs --status crashed --format csv
+    """
+    if sort is not None:
+        try:
+            parse_sort(sort)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+    with RunStore(url) as store:
+        listing = list_runs(store.engine, experiment=experiment, status=status, sort=sort, limit=limit, metrics=metrics)
+    if not listing.runs and fmt == "table":
+        click.echo("No runs found.")
+        return
+    columns, rows = _table(listing, fmt)
+    emit(columns, rows, fmt)
+
+
+def _table(listing: RunListing, fmt: str) -> tuple[list[str], list[list[Any]]]:
+    people = fmt == "table"
+    columns = ["id", "experiment", "run", "status", "stages", "epochs", "started", "duration" if people else "duration_s"]
+    for metric in listing.metrics:
+        columns += [f"{metric}\nlast", f"{metric}\nbest"] if people else [f"{metric}_last", f"{metric}_best"]
+    rows = []
+    for run in listing.runs:
+        row = [
+            run.run_id, run.experiment, run.run_name, run.status, run.stages, run.epochs, run.started,
+            duration_text(run.duration_s) if people else run.duration_s,
+        ]
+        for metric, goal in listing.metrics.items():
+            stat = run.metrics.get(metric)
+            row += [None, None] if stat is None else [stat.last, stat.best(goal)]
+        rows.append(row)
+    return columns, rows
+
+
+@click.command("history")
+@click.argument("run")
+@click.argument("metric")
+@click.option("--stage", type=click.IntRange(min=1), default=None, help="The stage (default: the latest that has the metric).")
+@experiment_option
+@url_option
+@format_option
+@one_line_errors
+def history(run: str, metric: str, stage: int | None, experiment: str | None, url: str | None, fmt: str) -> None:
+    """Print the points of one metric of a run: seq, epoch, value and time (UTC).
+
+    RUN is a run name or id. Superseded points (rewound by a resume) are not shown.
+
+    \b
+    Example:
+        runhistory-sql history baseline eval_loss_epoch
+        runhistory-sql history 3 train_loss_epoch --stage 1 --format csv
+    """
+    with RunStore(url) as store:
+        record = store.run(run_key(run), experiment)
+        points = store.history(record["run_id"], metric, stage)
+        if not points:
+            names = ", ".join(s["metric"] for s in store.summary(record["run_id"])) or "(none)"
+            where = f" in stage {stage}" if stage is not None else ""
+            raise click.ClickException(f"Run {record['run_name']!r} has no points of {metric!r}{where}. Its metrics: {names}.")
+    rows = [(seq, epoch, value, utc(ms)) for seq, epoch, value, ms in points]
+    if fmt == "table":
+        click.echo(f"{metric} of run {record['run_id']}: {record['run_name']} (experiment {record['experiment']})")
+    emit(["seq", "epoch", "value", "recorded_at"], rows, fmt)

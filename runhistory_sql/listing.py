@@ -1,0 +1,204 @@
+"""Listing runs with the last and best values of their key metrics, for ``runhistory-sql runs``.
+
+Everything comes from the per-series summaries the writer keeps (``series.n_points``,
+``min_value``, ``max_value``) and one primary-key lookup per series for its last point, so listing
+thousands of runs never reads their histories.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Collection, Iterable, Sequence
+
+from sqlalchemy import Connection, Engine, text
+
+from .clock import now_ms
+from .errors import RunHistorySQLError, RunNotFoundError
+from .records import utc
+from .summaries import GOALS, goal_of
+from .values import decode
+
+#: At most this many key metrics are chosen when none are asked for.
+MAX_KEY_METRICS = 3
+
+
+def parse_sort(spec: str) -> tuple[str, str]:
+    """Split ``"METRIC[:min|max]"`` into the metric and its goal (from the name, :func:`goal_of`,
+    when not given).
+
+    :raises ValueError: the part after the colon is not ``min`` or ``max``
+    """
+    metric, colon, direction = spec.rpartition(":")
+    if not colon:
+        metric, direction = spec, goal_of(spec)
+    if not metric or direction not in GOALS:
+        raise ValueError(f"Sort by METRIC or METRIC:min or METRIC:max, e.g. eval_loss_epoch, not {spec!r}.")
+    return metric, direction
+
+
+@dataclass(frozen=True)
+class MetricStat:
+    """A metric of one run, in the latest stage that has it."""
+
+    stage: int
+    count: int
+    last: Any
+    min: float | None
+    max: float | None
+
+    def best(self, goal: str) -> float | None:
+        """The best numeric value for ``goal`` (``"min"`` or ``"max"``)."""
+        return self.min if goal == "min" else self.max
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of the run listing."""
+
+    run_id: int
+    experiment: str
+    run_name: str
+    status: str
+    stages: int
+    #: the highest epoch with an effective point, in any stage (0: no points yet)
+    epochs: int
+    started: dt.datetime
+    ended: dt.datetime | None
+    #: until the end; for a run still running until now, else until its last heartbeat
+    duration_s: float
+    metrics: dict[str, MetricStat] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """The runs, and the metrics (with their goals) shown for each."""
+
+    metrics: dict[str, str]
+    runs: list[RunRow]
+
+
+def list_runs(
+    engine: Engine, *, experiment: str | None = None, status: str | None = None, sort: str | None = None,
+    limit: int | None = None, metrics: Sequence[str] = (),
+) -> RunListing:
+    """The runs as ``runhistory-sql runs`` lists them, with the last and best of their key metrics.
+
+    Example::
+
+        listing = list_runs(engine, experiment="mnist", sort="eval_loss_epoch", limit=10)
+        for row in listing.runs:
+            print(row.run_name, row.metrics["eval_loss_epoch"].best("min"))
+
+    :param sort: ``METRIC[:min|max]``: order by the metric's best value (lowest first for
+        ``min``; the default goal comes from the name, see :func:`goal_of`); runs without it go
+        last, ties by id. Default: by run id. The sort metric is always among those shown.
+    :param limit: keep this many runs, after sorting
+    :param metrics: the metrics to show; default: the metrics ending in ``_epoch`` that the
+        listed runs have, at most :data:`MAX_KEY_METRICS`, by name
+    :raises RunHistorySQLError: a metric asked for that none of the listed runs has
+    """
+    sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
+    listed = _read(engine, *_filter(experiment, status))
+    names = {metric for row in listed for metric in row.metrics}
+    chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
+    if sort_metric is not None and sort_metric not in chosen:
+        chosen.insert(0, sort_metric)
+    if listed:
+        check_metrics(chosen, names, "the listed runs")
+    goals = {m: goal_of(m) for m in chosen}
+    if sort_metric is not None and sort_goal is not None:
+        goals[sort_metric] = sort_goal
+        listed.sort(key=lambda r: _sort_key(r, sort_metric, sort_goal))
+    return RunListing(goals, listed[:limit] if limit is not None else listed)
+
+
+def run_row(engine: Engine, run_id: int) -> RunRow:
+    """One run as :func:`list_runs` lists it, with all its metrics.
+
+    :raises RunNotFoundError: there is no run with this id
+    """
+    found = _read(engine, " WHERE run_id = :run_id", {"run_id": run_id})
+    if not found:
+        raise RunNotFoundError(f"There is no run with id {run_id}. List them with: runhistory-sql runs")
+    return found[0]
+
+
+def key_metrics(names: Iterable[str]) -> list[str]:
+    """The metrics to show when none are asked for: those ending in ``_epoch``, by name, at most
+    :data:`MAX_KEY_METRICS`."""
+    return sorted(m for m in set(names) if m.endswith("_epoch"))[:MAX_KEY_METRICS]
+
+
+def check_metrics(asked: Iterable[str], names: Collection[str], runs: str = "the runs") -> None:
+    """Check that every metric in ``asked`` is among ``names``, the metrics that ``runs`` have.
+
+    :raises RunHistorySQLError: one is not, with the names to choose from
+    """
+    missing = [m for m in asked if m not in names]
+    if missing:
+        known = ", ".join(sorted(names)) or "(none)"
+        raise RunHistorySQLError(f"None of {runs} has the metric {missing[0]!r}. Their metrics: {known}.")
+
+
+_RUNS_SQL = (
+    "SELECT v.run_id, v.experiment, v.run_name, v.status, v.num_stages, "
+    "r.created_at, r.ended_at, r.heartbeat_at FROM v_runs v JOIN runs r ON r.id = v.run_id"
+)
+
+
+def _filter(experiment: str | None, status: str | None) -> tuple[str, dict[str, Any]]:
+    """A ``WHERE`` clause on ``v_runs`` and its values."""
+    parts, params = [], {}
+    for column, value in (("experiment", experiment), ("status", status)):
+        if value is not None:
+            parts.append(f"{column} = :{column}")
+            params[column] = value
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def _read(engine: Engine, where: str, params: dict[str, Any]) -> list[RunRow]:
+    with engine.connect() as conn:
+        rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN (SELECT run_id FROM v_runs{where}) ORDER BY v.run_id"), params).all()
+        stats, epochs = _series_stats(conn, where, params)
+    now = now_ms()
+    return [_row(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now) for row in rows]
+
+
+def _series_stats(
+    conn: Connection, where: str, params: dict[str, Any],
+) -> tuple[dict[int, dict[str, MetricStat]], dict[int, int]]:
+    """The summaries of every live series of the runs ``where`` selects, and each run's highest
+    epoch. The last point of a series is one primary-key lookup: the effective
+    seqs of a series are 0 .. n_points - 1."""
+    sql = (
+        "SELECT s.run_id, m.name, st.idx, s.n_points, s.min_value, s.max_value, p.value, p.special, "
+        "p.value_json, p.epoch FROM series s JOIN metrics m ON m.id = s.metric_id "
+        "JOIN stages st ON st.id = s.stage_id "
+        "JOIN points p ON p.series_id = s.id AND p.rev = 0 AND p.seq = s.n_points - 1 "
+        f"WHERE s.deleted = :no AND s.n_points > 0 AND s.run_id IN (SELECT run_id FROM v_runs{where}) ORDER BY st.idx, s.id"
+    )
+    stats: dict[int, dict[str, MetricStat]] = {}
+    epochs: dict[int, int] = {}
+    for run_id, name, stage, count, low, high, value, special, value_json, epoch in conn.execute(text(sql), {**params, "no": False}):
+        # a later stage replaces an earlier one: each metric keeps its latest stage
+        stats.setdefault(run_id, {})[name] = MetricStat(stage, count, decode(value, special, value_json), low, high)
+        epochs[run_id] = max(epochs.get(run_id, 0), epoch)
+    return stats, epochs
+
+
+def _row(row: Any, stats: dict[str, MetricStat], epochs: int, now: int) -> RunRow:
+    end = row.ended_at if row.ended_at is not None else (now if row.status == "running" else row.heartbeat_at)
+    started = utc(row.created_at)
+    assert started is not None
+    return RunRow(
+        row.run_id, row.experiment, row.run_name, row.status, row.num_stages, epochs, started,
+        utc(row.ended_at), max(0, (end or row.created_at) - row.created_at) / 1000, stats,
+    )
+
+
+def _sort_key(row: RunRow, metric: str, goal: str) -> tuple[bool, float, int]:
+    stat = row.metrics.get(metric)
+    best = stat.best(goal) if stat is not None else None
+    if best is None or best != best:
+        return (True, 0.0, row.run_id)
+    return (False, best if goal == "min" else -best, row.run_id)

@@ -1,0 +1,227 @@
+"""``runhistory-sql runs`` and ``runhistory-sql history`` on the trained runs of ``trained_runs.py``
+(real losses, pinned clock), with the exact output."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from runhistory_sql import RunNotFoundError, RunStore, SQLRunHistory
+from runhistory_sql.cli import main
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
+
+
+RUNS_TABLE = """\
+┏━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━┓
+┃    ┃            ┃          ┃          ┃        ┃        ┃                     ┃          ┃ eval_loss_epoch ┃ eval_loss_epoch ┃ train_loss_epoch ┃ train_loss_epoch ┃
+┃ id ┃ experiment ┃ run      ┃ status   ┃ stages ┃ epochs ┃ started             ┃ duration ┃ last            ┃ best            ┃ last             ┃ best             ┃
+┡━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━┩
+│ 1  │ cli        │ baseline │ finished │ 2      │ 3      │ 2026-11-01 10:00:00 │ 3m 00s   │ 2.83461         │ 2.83461         │ 5.61037          │ 5.61037          │
+│ 2  │ cli        │ fast     │ finished │ 1      │ 3      │ 2026-11-01 11:00:00 │ 3m 00s   │ 0.109332        │ 0.109332        │ 0.0887936        │ 0.0887936        │
+│ 3  │ cli        │ finetune │ finished │ 1      │ 5      │ 2026-11-01 12:00:00 │ 5m 00s   │ 1.02757         │ 1.02757         │ 0.748674         │ 0.748674         │
+│ 4  │ cli        │ resumed  │ finished │ 1      │ 5      │ 2026-11-01 13:00:00 │ 5m 00s   │ 0.761873        │ 0.761873        │ 0.608813         │ 0.608813         │
+│ 5  │ other      │ solo     │ finished │ 1      │ 1      │ 2026-11-01 14:00:00 │ 1m 00s   │ 9.03494         │ 9.03494         │ 11.3238          │ 11.3238          │
+└────┴────────────┴──────────┴──────────┴────────┴────────┴─────────────────────┴──────────┴─────────────────┴─────────────────┴──────────────────┴──────────────────┘
+"""
+
+CSV_HEADER = (
+    "id,experiment,run,status,stages,epochs,started,duration_s,"
+    "eval_loss_epoch_last,eval_loss_epoch_best,train_loss_epoch_last,train_loss_epoch_best\n"
+)
+CSV_ROWS = {
+    "baseline": "1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,2.834613084793091,2.834613084793091,5.610373020172119,5.610373020172119\n",
+    "fast": "2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,0.10933162271976471,0.10933162271976471,0.08879357576370239,0.08879357576370239\n",
+    "finetune": "3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,1.027567744255066,1.027567744255066,0.748674213886261,0.748674213886261\n",
+    "resumed": "4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,0.7618725299835205,0.7618725299835205,0.6088125109672546,0.6088125109672546\n",
+    "solo": "5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,9.03493595123291,9.03493595123291,11.323795318603516,11.323795318603516\n",
+}
+
+
+def csv_of(*names: str) -> str:
+    return CSV_HEADER + "".join(CSV_ROWS[name] for name in names)
+
+
+def test_can_list_runs_as_a_table(cli, trained_url):
+    result = cli("runs", "--url", trained_url)
+
+    assert result.exit_code == 0
+    assert result.output == RUNS_TABLE
+
+
+def test_can_list_runs_as_csv(cli, trained_any):
+    result = cli("runs", "--url", trained_any, "--format", "csv")
+
+    assert result.output == csv_of("baseline", "fast", "finetune", "resumed", "solo")
+
+
+def test_can_list_runs_as_json(cli, trained_any):
+    result = cli("runs", "--url", trained_any, "--format", "json", "--experiment", "other")
+
+    assert result.output == """\
+[
+  {
+    "id": 5,
+    "experiment": "other",
+    "run": "solo",
+    "status": "finished",
+    "stages": 1,
+    "epochs": 1,
+    "started": "2026-11-01T14:00:00Z",
+    "duration_s": 60.0,
+    "eval_loss_epoch_last": 9.03493595123291,
+    "eval_loss_epoch_best": 9.03493595123291,
+    "train_loss_epoch_last": 11.323795318603516,
+    "train_loss_epoch_best": 11.323795318603516
+  }
+]
+"""
+
+
+def test_can_sort_by_the_best_value_and_keep_the_first_few(cli, trained_any):
+    result = cli("runs", "--url", trained_any, "--format", "csv", "--sort", "eval_loss_epoch", "--limit", "3")
+
+    assert result.output == csv_of("fast", "resumed", "finetune")
+
+
+def test_can_sort_by_the_highest_value(cli, trained_url):
+    result = cli("runs", "--url", trained_url, "--format", "csv", "--sort", "train_loss_epoch:max", "-m", "train_loss_epoch")
+
+    assert result.output == """\
+id,experiment,run,status,stages,epochs,started,duration_s,train_loss_epoch_last,train_loss_epoch_best
+3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,0.748674213886261,11.495970726013184
+1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,5.610373020172119,11.459332466125488
+4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,0.6088125109672546,11.459332466125488
+5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,11.323795318603516,11.323795318603516
+2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,0.08879357576370239,3.8053600788116455
+"""
+
+
+def test_runs_without_the_sort_metric_come_last_and_it_is_shown(cli, trained_url):
+    result = cli("runs", "--url", trained_url, "--format", "csv", "--sort", "evaluation_loss", "-m", "eval_loss_epoch")
+
+    assert result.output.splitlines() == [
+        "id,experiment,run,status,stages,epochs,started,duration_s,evaluation_loss_last,evaluation_loss_best,"
+        "eval_loss_epoch_last,eval_loss_epoch_best",
+        "1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,2.8346128463745117,2.8346128463745117,2.834613084793091,2.834613084793091",
+        "2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,,,0.10933162271976471,0.10933162271976471",
+        "3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,,,1.027567744255066,1.027567744255066",
+        "4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,,,0.7618725299835205,0.7618725299835205",
+        "5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,,,9.03493595123291,9.03493595123291",
+    ]
+
+
+def test_can_filter_by_experiment_and_status(cli, trained_url):
+    cli_runs = cli("runs", "--url", trained_url, "--format", "csv", "-e", "cli", "--status", "finished")
+    none = cli("runs", "--url", trained_url, "--status", "running")
+    no_json = cli("runs", "--url", trained_url, "--status", "crashed", "--format", "json")
+
+    assert cli_runs.output == csv_of("baseline", "fast", "finetune", "resumed")
+    assert none.output == "No runs found.\n"
+    assert no_json.output == "[]\n"
+
+
+def test_a_live_run_is_listed_as_running(cli, trained_url):
+    with SQLRunHistory(trained_url, experiment="live", run_name="now") as history:
+        history.update_metric("train_loss_epoch", 0.5)
+        history.flush()
+
+        result = cli("runs", "--url", trained_url, "--format", "csv", "-e", "live", "--status", "running")
+
+    assert result.output.splitlines()[1].startswith("6,live,now,running,1,1,")
+    assert result.output.splitlines()[1].endswith(",0.5,0.5")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-m", "accuracy"), "Error: None of the listed runs has the metric 'accuracy'. "
+                             "Their metrics: eval_loss_epoch, evaluation_loss, train_loss_epoch.\n"),
+        (("--sort", "eval_loss_epoch:best"), "Error: Sort by METRIC or METRIC:min or METRIC:max, "
+                                             "e.g. eval_loss_epoch, not 'eval_loss_epoch:best'.\n"),
+    ],
+)
+def test_a_bad_metric_is_a_one_line_error(cli, trained_url, args, message):
+    result = cli("runs", "--url", trained_url, *args)
+
+    assert result.exit_code == 1
+    assert result.output == message
+
+
+def test_can_print_a_metric_history(cli, trained_url):
+    result = cli("history", "baseline", "eval_loss_epoch", "--url", trained_url)
+
+    assert result.exit_code == 0
+    assert result.output == """\
+eval_loss_epoch of run 1: baseline (experiment cli)
+┏━━━━━┳━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┓
+┃ seq ┃ epoch ┃ value   ┃ recorded_at         ┃
+┡━━━━━╇━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━┩
+│ 0   │ 1     │ 9.3087  │ 2026-11-01 10:00:00 │
+│ 1   │ 2     │ 7.2743  │ 2026-11-01 10:00:01 │
+│ 2   │ 3     │ 2.83461 │ 2026-11-01 10:00:02 │
+└─────┴───────┴─────────┴─────────────────────┘
+"""
+
+
+def test_can_print_a_history_as_csv_by_run_id_and_stage(cli, trained_any):
+    result = cli("history", "1", "evaluation_loss", "--stage", "2", "--url", trained_any, "--format", "csv")
+
+    assert result.output == "seq,epoch,value,recorded_at\n0,1,2.8346128463745117,2026-11-01T10:00:00Z\n"
+
+
+def test_can_print_a_history_as_json(cli, trained_any):
+    result = cli("history", "resumed", "eval_loss_epoch", "-e", "cli", "--url", trained_any, "--format", "json")
+
+    assert result.output.startswith('[\n  {\n    "seq": 0,\n    "epoch": 1,\n    "value": 9.30870246887207,\n')
+    assert result.output.endswith('    "seq": 4,\n    "epoch": 5,\n    "value": 0.7618725299835205,\n'
+                                  '    "recorded_at": "2026-11-01T13:00:04Z"\n  }\n]\n')
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope", "eval_loss_epoch"), "Error: There is no run named 'nope'. List them with: runhistory-sql runs\n"),
+        (("99", "eval_loss_epoch"), "Error: There is no run named 99. List them with: runhistory-sql runs\n"),
+        (("solo", "eval_loss_epoch", "-e", "cli"),
+         "Error: There is no run named 'solo' in experiment 'cli'. List them with: runhistory-sql runs\n"),
+        (("fast", "accuracy"),
+         "Error: Run 'fast' has no points of 'accuracy'. Its metrics: eval_loss_epoch, train_loss_epoch.\n"),
+        (("baseline", "eval_loss_epoch", "--stage", "2"),
+         "Error: Run 'baseline' has no points of 'eval_loss_epoch' in stage 2. "
+         "Its metrics: eval_loss_epoch, evaluation_loss, train_loss_epoch.\n"),
+    ],
+)
+def test_an_unknown_run_or_metric_is_a_one_line_error(cli, trained_url, args, message):
+    result = cli("history", *args, "--url", trained_url)
+
+    assert result.exit_code == 1
+    assert result.output == message
+
+
+def test_a_name_in_two_experiments_needs_the_experiment(cli, trained_url):
+    SQLRunHistory(trained_url, experiment="other", run_name="fast").close()
+
+    ambiguous = cli("history", "fast", "eval_loss_epoch", "--url", trained_url)
+    chosen = cli("history", "fast", "eval_loss_epoch", "-e", "cli", "--url", trained_url, "--format", "csv")
+
+    with RunStore(trained_url) as store, pytest.raises(RunNotFoundError) as raised:
+        store.run("fast")
+    assert ambiguous.exit_code == 1
+    assert ambiguous.output == f"Error: {raised.value}\n"
+    assert chosen.output.startswith("seq,epoch,value,recorded_at\n0,1,0.2738293409347534,")
+
+
+@pytest.mark.parametrize("args", [
+    ("runs",), ("runs", "--format", "csv", "--sort", "eval_loss_epoch:max"), ("runs", "--format", "json"),
+    ("history", "finetune", "train_loss_epoch"), ("history", "4", "eval_loss_epoch", "--format", "json"),
+])
+def test_both_backends_print_the_same(cli, trained_url, trained_pg_database, args):
+    on_sqlite = cli(*args, "--url", trained_url)
+    on_postgres = cli(*args, "--url", trained_pg_database)
+
+    assert on_sqlite.exit_code == 0
+    assert on_postgres.output == on_sqlite.output
