@@ -9,10 +9,12 @@ from typing import Iterator
 
 import click
 
+from .compare import compare
 from .db import db
 from .demo import demo
 from .plot import plot
 from .runs import history, runs
+from .show import show
 from .spill import import_spill
 
 
@@ -28,7 +30,7 @@ def main() -> None:
     """
 
 
-for _command in (db, demo, import_spill, plot, runs, history):
+for _command in (db, demo, import_spill, plot, runs, history, show, compare):
     main.add_command(_command)
 
 

@@ -1,0 +1,117 @@
+"""``runhistory-sql compare``: runs side by side, the config fields that differ and the metrics."""
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import click
+
+from ..describe import config_differences, latest
+from ..listing import check_metrics, key_metrics
+from ..store import RunStore
+from .common import one_line_errors, url_option
+from .output import FORMATS, cell, emit, print_table
+from .runs import experiment_option, run_key
+from .show import heading, plain_tree
+
+
+@click.command("compare")
+@click.argument("runs", nargs=-1)
+@click.option(
+    "--metric", "-m", "metrics", multiple=True,
+    help="A metric to compare (repeatable). Default: up to 3 metrics ending in _epoch.",
+)
+@experiment_option
+@url_option
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+    help="table for people; csv (one row per field and metric value) or json for other programs.",
+)
+@one_line_errors
+def compare(runs: tuple[str, ...], metrics: tuple[str, ...], experiment: str | None, url: str | None, fmt: str) -> None:
+    """Compare runs side by side: the config fields that differ (latest train() snapshot of
+    each run), then the best and last value of each metric.
+
+    RUN is a run name or id; give two or more.
+
+    \b
+    Example:
+        runhistory-sql compare baseline fast
+        runhistory-sql compare 1 2 3 --metric eval_loss_epoch --format json
+    """
+    if len(runs) < 2:
+        raise click.ClickException("compare needs at least 2 runs, e.g.: runhistory-sql compare baseline fast")
+    with RunStore(url) as store:
+        records = [store.run(run_key(run), experiment) for run in runs]
+        configs = [latest(store.configs(r["run_id"])) for r in records]
+        summaries = [{s["metric"]: s for s in store.summary(r["run_id"])} for r in records]
+    names = {metric for summary in summaries for metric in summary}
+    chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
+    check_metrics(chosen, names, "these runs")
+    labels = _labels(records)
+    differences = config_differences(configs)
+    values = [(m, [summary.get(m) for summary in summaries]) for m in chosen]
+    if fmt == "json":
+        click.echo(json.dumps(plain_tree(_structure(records, labels, differences, values)), indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        emit(["what", "name", *labels], _flat_rows(differences, values), "csv")
+    else:
+        _print(labels, differences, values)
+
+
+def _labels(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Column names: the run names, with the experiment where a name repeats; ids if still equal."""
+    names = [r["run_name"] for r in records]
+    labels = [f"{r['experiment']}/{r['run_name']}" if names.count(r["run_name"]) > 1 else r["run_name"] for r in records]
+    return [f"{label} (#{r['run_id']})" if labels.count(label) > 1 else label for label, r in zip(labels, records)]
+
+
+Values = list[tuple[str, list[dict[str, Any] | None]]]
+
+
+def _flat_rows(differences: list[tuple[str, list[Any]]], values: Values) -> list[list[Any]]:
+    rows: list[list[Any]] = [["config", name, *found] for name, found in differences]
+    for metric, per_run in values:
+        for stat in ("best", "best_epoch", "last"):
+            rows.append([stat, metric, *(s[stat] if s else None for s in per_run)])
+    return rows
+
+
+def _structure(
+    records: Sequence[dict[str, Any]], labels: list[str], differences: list[tuple[str, list[Any]]], values: Values,
+) -> dict[str, Any]:
+    return {
+        "runs": [{"id": r["run_id"], "experiment": r["experiment"], "name": r["run_name"], "label": label}
+                 for r, label in zip(records, labels)],
+        "config_differences": [{"field": name, "values": dict(zip(labels, found))} for name, found in differences],
+        "metrics": [
+            {"metric": metric, "goal": next((s["goal"] for s in per_run if s), None),
+             "values": {label: None if s is None else {k: s[k] for k in ("best", "best_epoch", "last", "stage", "count")}
+                        for label, s in zip(labels, per_run)}}
+            for metric, per_run in values
+        ],
+    }
+
+
+def _print(labels: list[str], differences: list[tuple[str, list[Any]]], values: Values) -> None:
+    if differences:
+        heading("Config fields that differ (latest train snapshot of each run)")
+        print_table(["config field", *labels], [[name, *found] for name, found in differences])
+    else:
+        heading("Configs: no differences (latest train snapshot of each run).")
+    if not values:
+        return
+    click.echo()
+    rows: list[list[Any]] = []
+    for metric, per_run in values:
+        goal = next((s["goal"] for s in per_run if s), "min")
+        rows.append([metric, f"best ({goal})", *(_best(s) for s in per_run)])
+        rows.append(["", "last", *(s["last"] if s else None for s in per_run)])
+    heading("Metrics")
+    print_table(["metric", "", *labels], rows)
+
+
+def _best(summary: dict[str, Any] | None) -> str:
+    if summary is None or summary["best"] is None:
+        return ""
+    return f"{cell(summary['best'])} (epoch {summary['best_epoch']})"
