@@ -13,6 +13,7 @@ from .compare import compare
 from .db import db
 from .demo import demo
 from .plot import plot
+from .query import query
 from .runs import history, runs
 from .show import show
 from .spill import import_spill
@@ -30,7 +31,7 @@ def main() -> None:
     """
 
 
-for _command in (db, demo, import_spill, plot, runs, history, show, compare):
+for _command in (db, demo, import_spill, query, plot, runs, history, show, compare):
     main.add_command(_command)
 
 
