@@ -12,6 +12,7 @@ import click
 from .compare import compare
 from .db import db
 from .demo import demo
+from .export import export
 from .plot import plot
 from .query import query
 from .runs import history, runs
@@ -31,7 +32,7 @@ def main() -> None:
     """
 
 
-for _command in (db, demo, import_spill, query, plot, runs, history, show, compare):
+for _command in (db, demo, import_spill, query, export, plot, runs, history, show, compare):
     main.add_command(_command)
 
 
