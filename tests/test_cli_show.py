@@ -261,6 +261,7 @@ def test_runs_of_the_same_name_are_told_apart(cli, trained_url):
         (("compare", "baseline", "fast", "-m", "accuracy"),
          "Error: None of these runs has the metric 'accuracy'. "
          "Their metrics: eval_loss_epoch, evaluation_loss, train_loss_epoch.\n"),
+        (("compare", "fast", "2"), "Error: Run 'fast' (id 2) is given twice; compare different runs.\n"),
         (("show", "nope"), "Error: There is no run named 'nope'. List them with: runhistory-sql runs\n"),
         (("show", "fast", "-e", "other"),
          "Error: There is no run named 'fast' in experiment 'other'. List them with: runhistory-sql runs\n"),

@@ -43,8 +43,12 @@ def compare(runs: tuple[str, ...], metrics: tuple[str, ...], experiment: str | N
         raise click.ClickException("compare needs at least 2 runs, e.g.: runhistory-sql compare baseline fast")
     with RunStore(url) as store:
         records = [store.run(run_key(run), experiment) for run in runs]
-        configs = [latest(store.configs(r["run_id"])) for r in records]
-        summaries = [{s["metric"]: s for s in store.summary(r["run_id"])} for r in records]
+        ids = [r["run_id"] for r in records]
+        if len(set(ids)) < len(ids):
+            twice = next(r for r in records if ids.count(r["run_id"]) > 1)
+            raise click.ClickException(f"Run {twice['run_name']!r} (id {twice['run_id']}) is given twice; compare different runs.")
+        configs = [latest(store.configs(run_id)) for run_id in ids]
+        summaries = [{s["metric"]: s for s in store.summary(run_id)} for run_id in ids]
     names = {metric for summary in summaries for metric in summary}
     chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
     check_metrics(chosen, names, "these runs")
