@@ -11,6 +11,7 @@ import click
 
 from .compare import compare
 from .db import db
+from .delete import delete
 from .demo import demo
 from .export import export
 from .plot import plot
@@ -32,7 +33,7 @@ def main() -> None:
     """
 
 
-for _command in (db, demo, import_spill, query, export, plot, runs, history, show, compare):
+for _command in (db, demo, import_spill, query, export, delete, plot, runs, history, show, compare):
     main.add_command(_command)
 
 
