@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from tests.helpers import query, rows
+import pytest
+
+from tests.helpers import is_postgres, query
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the longest a small script may take (importing torch costs ~2 s of it)
@@ -49,10 +52,10 @@ class Finished:
     stderr: str
 
 
-def finish(proc: subprocess.Popen[str], stdin: str | None = None) -> Finished:
-    """Wait for ``proc`` (killing it after the timeout) and return what it said."""
+def finish(proc: subprocess.Popen[str], stdin: str | None = None, timeout: float = PROCESS_TIMEOUT_S) -> Finished:
+    """Wait for ``proc`` (killing it after ``timeout`` seconds) and return what it said."""
     try:
-        out, err = proc.communicate(stdin, timeout=PROCESS_TIMEOUT_S)
+        out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
@@ -89,10 +92,71 @@ def events(db: Path | str, run_id: int = 1) -> list[tuple[Any, ...]]:
     return [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in ordered]
 
 
-def run_row(db: Path, run_name: str) -> tuple[Any, ...]:
-    """(status, ended_at is set, current_epoch, num_stages) of the run, from ``v_runs``."""
-    ((row),) = rows(
-        db, "SELECT status, ended_at IS NOT NULL, current_epoch, num_stages FROM v_runs WHERE run_name = ?",
-        (run_name,),
+def run_row(db: Path | str, run_name: str) -> tuple[Any, ...]:
+    """(status, ended_at is set, current_epoch, num_stages) of the run, from ``v_runs``.
+
+    ``db`` is a SQLite file or any database URL. "ended_at is set" is 1/0 on SQLite and a bool
+    on PostgreSQL, so it is checked to be that, then given as 1/0 on both.
+    """
+    url = f"sqlite:///{db}" if isinstance(db, Path) else db
+    ((status, ended, epoch, stages),) = query(
+        url, "SELECT status, ended_at IS NOT NULL, current_epoch, num_stages FROM v_runs WHERE run_name = :name",
+        {"name": run_name},
     )
-    return tuple(row)
+    assert type(ended) is (bool if is_postgres(url) else int)
+    return (status, int(ended), epoch, stages)
+
+
+def execute(url: str, sql: str, params: dict[str, Any] | None = None) -> None:
+    """Run one changing statement (with ``:name`` parameters) on any backend and commit it, as
+    another program would: e.g. to make a run look held by another machine."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params or {})
+    finally:
+        engine.dispose()
+
+
+# -- processes launched on every backend at once --------------------------------------------
+
+#: the backends of the ``url`` fixture, in its order
+BACKENDS = ("sqlite", "postgresql")
+
+
+def databases(
+    request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, names: Iterable[str],
+) -> dict[tuple[str, str], tuple[Path, str]]:
+    """(backend, name) -> (a fresh folder, a fresh database) for each name on each backend.
+
+    For a module-scoped fixture that starts its slow processes on SQLite and PostgreSQL side by
+    side (the ``url`` fixture is per test). A SQLite database is ``runs.db`` in its folder; a
+    PostgreSQL one lives on the session's server and is dropped when the fixture ends. Without
+    a server only SQLite is given, and the PostgreSQL tests skip in :func:`backend_of` (with
+    ``$RUNHISTORY_SQL_REQUIRE_POSTGRES`` set, ``pg_server`` fails here instead).
+    """
+    try:
+        server = request.getfixturevalue("pg_server")
+    except pytest.skip.Exception:
+        server = None
+    found = {}
+    for name in names:
+        folder = tmp.mktemp(f"sqlite-{name}")
+        found["sqlite", name] = (folder, f"sqlite:///{folder / 'runs.db'}")
+        if server is not None:
+            database = server.create_database()
+            request.addfinalizer(partial(server.drop_database, database))
+            found["postgresql", name] = (tmp.mktemp(f"postgresql-{name}"), server.url(database))
+    return found
+
+
+def backend_of(request: pytest.FixtureRequest) -> str:
+    """The backend of a test parametrised over :data:`BACKENDS`; a PostgreSQL test skips without a
+    server (fails in CI), with the reason the ``url`` fixture gives."""
+    backend = str(request.param)
+    if backend == "postgresql":
+        request.getfixturevalue("pg_server")
+    return backend
