@@ -1,0 +1,78 @@
+"""Users' own events (``log_event``) and a closed history, on SQLite and a real PostgreSQL."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from runhistory_sql import RunHistorySQLError, SQLRunHistory
+from tests.helpers import dump, query
+from tests.tracking_support import events
+
+
+def test_log_event_records_user_events_at_the_current_stage_and_epoch(url: str) -> None:
+    with SQLRunHistory(url, run_name="own") as history:
+        history.log_event("note", text="before any metric")
+        history.update_metric("loss", 1.0)
+        history._increment_epoch()
+        history.log_event("lr_change", old=0.1, new=0.01, groups=[0, 1])
+        history.reset()
+        history.update_metric("loss", 0.5)
+        history.log_event("checkpoint", path="ckpt/epoch_1", best=True, metrics={"loss": 0.5})
+
+    assert events(url) == [
+        (1, 1, "note", {"text": "before any metric"}),
+        (1, 2, "lr_change", {"old": 0.1, "new": 0.01, "groups": [0, 1]}),
+        (2, 1, "checkpoint", {"path": "ckpt/epoch_1", "best": True, "metrics": {"loss": 0.5}}),
+    ]
+
+
+def test_log_event_refuses_bad_kinds_and_payloads_and_records_nothing(url: str) -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with SQLRunHistory(url, run_name="bad") as history:
+        history.flush()
+        before = dump(url)
+        for kind, message in [
+            ("", "An event kind must be a non-empty str, not ''."),
+            (3, "An event kind must be a non-empty str, not 3."),
+            (None, "An event kind must be a non-empty str, not None."),
+        ]:
+            with pytest.raises(TypeError) as raised:
+                history.log_event(kind, x=1)  # type: ignore[arg-type]
+            assert str(raised.value) == message
+        with pytest.raises(TypeError, match=r"^The payload of event 'loop' cannot be stored as JSON: Circular reference detected$"):
+            history.log_event("loop", items=loop)
+        history.flush()
+        assert {t: r for t, r in dump(url).items() if t != "runs"} == {t: r for t, r in before.items() if t != "runs"}
+    assert events(url) == []
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_log_event_payloads_are_always_valid_json(url: str) -> None:
+    with SQLRunHistory(url, run_name="nan") as history:
+        history.log_event("fine", lr=0.1)
+        try:
+            history.log_event("lr_change", lr=float("nan"), top=float("inf"))
+        except TypeError:
+            pass  # refusing it at the call site is as good as storing it as valid JSON
+
+    stored = [(kind, json.loads(payload, parse_constant=_no_constants)) for kind, payload in query(url, "SELECT kind, payload FROM v_events")]
+    assert ("fine", {"lr": 0.1}) in stored
+
+
+def test_recording_into_a_closed_history_is_an_error(url: str) -> None:
+    history = SQLRunHistory(url, run_name="closed")
+    history.update_metric("loss", 1.0)
+    history.close()
+    before = dump(url)
+
+    with pytest.raises(RunHistorySQLError, match="is closed"):
+        history.log_event("late", x=1)
+    with pytest.raises(RunHistorySQLError, match="is closed"):
+        history.update_metric("loss", 2.0)
+    assert dump(url) == before
