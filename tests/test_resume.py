@@ -3,7 +3,9 @@
 ``tests/scripts/resumable_train.py`` trains the demo model for 4 epochs (16 steps each, with an
 eval set) and saves the training state after every epoch (``SaveTrainingStateCallback``, which
 saves in ``on_train_epoch_end`` as ``epoch_N``: after epoch N's training steps, before its eval
-and before ``_increment_epoch``). Three processes, one real SQLite file:
+and before ``_increment_epoch``). Three processes, one database (a real SQLite file, and a
+real PostgreSQL database: the two stories run side by side, each step of one beside the same step
+of the other):
 
 1. ``reference``: uninterrupted, the same seeds;
 2. ``crashy``: killed with SIGKILL in the middle of epoch 3 (``epoch_1`` and ``epoch_2`` saved);
@@ -32,7 +34,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import rows, script_env
+from tests.helpers import query, script_env
+from tests.tracking_support import BACKENDS, Finished, backend_of, databases, finish
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "resumable_train.py"
@@ -41,25 +44,24 @@ METRICS = ["eval_loss_epoch", "lr", "train_loss_epoch"]
 #: heartbeat 0.2 s in the script, stale after 6 beats
 STALE_AFTER_MS = 1200
 CRASHED_DEADLINE_S = 15.0
-PROCESS_TIMEOUT_S = 120
 
 pytestmark = pytest.mark.slow
 
+#: backend -> (its folder, its database URL)
+Places = dict[str, tuple[Path, str]]
 
 
-
-def _launch(cwd: Path, url: str, run_name: str, state_dir: Path, kill_epoch: int) -> tuple[int, int, str, str]:
-    """Run the script; return (pid, returncode, stdout, stderr)."""
-    command = [sys.executable, str(SCRIPT), url, run_name, str(state_dir), str(NUM_EPOCHS), str(kill_epoch)]
-    with subprocess.Popen(
-        command, cwd=cwd, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as proc:
-        try:
-            out, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        return proc.pid, proc.returncode, out, err
+def _launch_all(places: Places, run_name: str, state: str, kill_epoch: int) -> dict[str, tuple[int, Finished]]:
+    """Run the script on every backend at once (its state in the backend's folder / ``state``);
+    return backend -> (pid, what it did)."""
+    procs = {
+        backend: subprocess.Popen(
+            [sys.executable, str(SCRIPT), url, run_name, str(folder / state), str(NUM_EPOCHS), str(kill_epoch)],
+            cwd=folder, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for backend, (folder, url) in places.items()
+    }
+    return {backend: (proc.pid, finish(proc)) for backend, proc in procs.items()}
 
 
 def _tagged(stdout: str, tag: str) -> dict[str, Any]:
@@ -67,16 +69,16 @@ def _tagged(stdout: str, tag: str) -> dict[str, Any]:
     return json.loads(line[len(tag) + 1:])
 
 
-def _status(db: Path, run_name: str) -> str:
-    ((status,),) = rows(db, "SELECT status FROM v_runs WHERE run_name = ?", (run_name,))
+def _status(url: str, run_name: str) -> str:
+    ((status,),) = query(url, "SELECT status FROM v_runs WHERE run_name = :name", {"name": run_name})
     return status
 
 
-def _effective(db: Path, run_name: str) -> list[tuple[Any, ...]]:
+def _effective(url: str, run_name: str) -> list[tuple[Any, ...]]:
     """(metric, seq, epoch, value) of the run's effective history, from ``v_metrics``."""
-    return rows(
-        db, "SELECT metric, seq, epoch, value FROM v_metrics WHERE run_name = ? ORDER BY metric, seq",
-        (run_name,),
+    return query(
+        url, "SELECT metric, seq, epoch, value FROM v_metrics WHERE run_name = :name ORDER BY metric, seq",
+        {"name": run_name},
     )
 
 
@@ -95,44 +97,52 @@ def _as_points(mirror: dict[str, list[float]], epochs: dict[str, list[int]]) -> 
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Run the reference, the crash and the restart once; the tests below read what happened."""
-    tmp = tmp_path_factory.mktemp("resume")
-    db = tmp / "runs.db"
-    url = f"sqlite:///{db}"
-    seen: dict[str, Any] = {"db": db, "host": socket.gethostname()}
+def stories(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Run the reference, the crash and the restart once on every backend; backend -> what
+    happened, which the tests below read."""
+    places = {backend: place for (backend, _), place in databases(request, tmp_path_factory, ["resume"]).items()}
+    seen: dict[str, dict[str, Any]] = {
+        backend: {"url": url, "host": socket.gethostname()} for backend, (_, url) in places.items()
+    }
 
-    _, code, out, err = _launch(tmp, url, "reference", tmp / "reference_state", 0)
-    assert code == 0, err[-4000:]
-    seen["reference"] = _tagged(out, "RESULT")
+    for backend, (_, done) in _launch_all(places, "reference", "reference_state", 0).items():
+        assert done.returncode == 0, done.stderr[-4000:]
+        seen[backend]["reference"] = _tagged(done.stdout, "RESULT")
 
-    state = tmp / "state"
-    pid, code, out, err = _launch(tmp, url, "crashy", state, KILL_EPOCH)
+    for backend, (pid, done) in _launch_all(places, "crashy", "state", KILL_EPOCH).items():
+        folder, url = places[backend]
+        seen[backend]["kill"] = {
+            "pid": pid, "returncode": done.returncode, "stderr": done.stderr[-4000:],
+            "before": _tagged(done.stdout, "BEFORE_KILL") if "BEFORE_KILL" in done.stdout else None, "saved_states": sorted(p.name for p in (folder / "state").iterdir()),
+            "effective": _effective(url, "crashy"),
+            "runs_row": query(
+                url, "SELECT status, pid, host, heartbeat_at, stale_after_ms, ended_at, current_epoch "
+                "FROM runs WHERE name = 'crashy'",
+            ),
+        }
     reaped_at = time.monotonic()
-    seen["kill"] = {
-        "pid": pid, "returncode": code, "before": _tagged(out, "BEFORE_KILL") if "BEFORE_KILL" in out else None,
-        "stderr": err[-4000:], "saved_states": sorted(p.name for p in state.iterdir()),
-        "effective": _effective(db, "crashy"),
-        "runs_row": rows(
-            db, "SELECT status, pid, host, heartbeat_at, stale_after_ms, ended_at, current_epoch "
-            "FROM runs WHERE name = 'crashy'",
-        ),
-    }
-    # the run must read `crashed` once its heartbeat is older than the bound (1.2 s), never stay `running`
-    statuses = []
-    while time.monotonic() - reaped_at < CRASHED_DEADLINE_S:
-        statuses.append(_status(db, "crashy"))
-        if statuses[-1] == "crashed":
-            break
-        time.sleep(0.05)
-    seen["kill"]["statuses"], seen["kill"]["crashed_after_s"] = statuses, time.monotonic() - reaped_at
+    for backend, (_, url) in places.items():
+        # the run must read `crashed` once its heartbeat is older than the bound (1.2 s), never stay `running`
+        statuses = []
+        while time.monotonic() - reaped_at < CRASHED_DEADLINE_S:
+            statuses.append(_status(url, "crashy"))
+            if statuses[-1] == "crashed":
+                break
+            time.sleep(0.05)
+        seen[backend]["kill"]["statuses"] = statuses
 
-    pid, code, out, err = _launch(tmp, url, "crashy", state, 0)
-    seen["resume"] = {
-        "pid": pid, "returncode": code, "stderr": err[-4000:],
-        "result": _tagged(out, "RESULT") if code == 0 else None,
-    }
+    for backend, (pid, done) in _launch_all(places, "crashy", "state", 0).items():
+        seen[backend]["resume"] = {
+            "pid": pid, "returncode": done.returncode, "stderr": done.stderr[-4000:],
+            "result": _tagged(done.stdout, "RESULT") if done.returncode == 0 else None,
+        }
     return seen
+
+
+@pytest.fixture(params=BACKENDS)
+def story(request: pytest.FixtureRequest, stories: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What happened on the backend of this test."""
+    return stories[backend_of(request)]
 
 
 def test_the_killed_run_reads_crashed_with_its_finished_epochs_committed(story: dict[str, Any]) -> None:
@@ -165,20 +175,20 @@ def test_the_killed_run_reads_crashed_with_its_finished_epochs_committed(story: 
 
 
 def test_the_restart_continues_the_same_run_and_finishes(story: dict[str, Any]) -> None:
-    resume, db = story["resume"], story["db"]
+    resume, url = story["resume"], story["url"]
     assert resume["returncode"] == 0, resume["stderr"]
     result = resume["result"]
     assert result["resumed_from"] == "epoch_2"
     assert result["epoch_at_open"] == KILL_EPOCH  # the run's epoch when the process died
     assert result["status_at_start"] == "running"
-    assert rows(db, "SELECT run_name, status, current_epoch, num_stages FROM v_runs ORDER BY run_id") == [
+    assert query(url, "SELECT run_name, status, current_epoch, num_stages FROM v_runs ORDER BY run_id") == [
         ("reference", "finished", 5, 1),
         ("crashy", "finished", 6, 1),
     ]
-    assert rows(db, "SELECT pid, host FROM runs WHERE name = 'crashy'") == [(resume["pid"], story["host"])]
+    assert query(url, "SELECT pid, host FROM runs WHERE name = 'crashy'") == [(resume["pid"], story["host"])]
 
-    events = rows(
-        db,
+    events = query(
+        url,
         "SELECT e.epoch, e.kind, e.payload FROM v_events e JOIN v_runs r ON r.run_id = e.run_id "
         "WHERE r.run_name = 'crashy' ORDER BY e.recorded_at, e.epoch",
     )
@@ -197,9 +207,9 @@ def test_the_restart_continues_the_same_run_and_finishes(story: dict[str, Any]) 
 
 
 def test_the_effective_history_has_each_epoch_once_and_matches_the_uninterrupted_run(story: dict[str, Any]) -> None:
-    db, result = story["db"], story["resume"]["result"]
+    url, result = story["url"], story["resume"]["result"]
     reference = story["reference"]["mirror"]
-    effective = _effective(db, "crashy")
+    effective = _effective(url, "crashy")
     by_metric = _by_metric(effective)
 
     # exactly one point per metric and epoch, epochs contiguous from 1, seq contiguous from 0
@@ -226,9 +236,9 @@ def test_the_effective_history_has_each_epoch_once_and_matches_the_uninterrupted
 
 
 def test_points_recorded_before_the_kill_are_kept_superseded(story: dict[str, Any]) -> None:
-    db, reference = story["db"], story["reference"]["mirror"]
-    superseded = rows(
-        db,
+    url, reference = story["url"], story["reference"]["mirror"]
+    superseded = query(
+        url,
         "SELECT m.name, p.seq, p.epoch, p.rev, p.value FROM points p "
         "JOIN series s ON s.id = p.series_id JOIN metrics m ON m.id = s.metric_id "
         "JOIN runs r ON r.id = s.run_id WHERE r.name = 'crashy' AND p.rev > 0 ORDER BY m.name, p.seq",
@@ -240,8 +250,8 @@ def test_points_recorded_before_the_kill_are_kept_superseded(story: dict[str, An
         ("train_loss_epoch", 1, 2, 1, reference["train_loss_epoch"][1]),
     ]
     # nothing was deleted: 15 effective points and the 4 superseded ones
-    assert rows(
-        db, "SELECT COUNT(*) FROM points p JOIN series s ON s.id = p.series_id "
+    assert query(
+        url, "SELECT COUNT(*) FROM points p JOIN series s ON s.id = p.series_id "
         "JOIN runs r ON r.id = s.run_id WHERE r.name = 'crashy'",
     ) == [(19,)]
 

@@ -1,6 +1,8 @@
 """A training job that can be killed with SIGKILL and resumed, for tests/test_resume.py.
 
-    python tests/scripts/resumable_train.py URL RUN_NAME STATE_DIR NUM_EPOCHS KILL_EPOCH
+    PYTHONPATH=. python tests/scripts/resumable_train.py URL RUN_NAME STATE_DIR NUM_EPOCHS KILL_EPOCH
+
+URL is any database URL (the tests run it on SQLite and PostgreSQL); it reads with ``tests.helpers``.
 
 - Fixed seeds, the demo model and data, one process on CPU, an eval set.
 - ``SQLRunHistory(URL, run_name=RUN_NAME, resume="allow", heartbeat_interval=0.2)``.
@@ -8,14 +10,14 @@
 - Besides the trainer's ``train_loss_epoch`` and ``eval_loss_epoch``, a callback records ``lr``
   at the start of every epoch, so that a kill mid-epoch leaves a point of that epoch behind.
 - At the start of every epoch (right after ``_increment_epoch`` returned) it reads which
-  (metric, epoch) points of its run are committed, with sqlite3.
+  (metric, epoch) points of its run are committed, on a connection of its own (any backend).
 - KILL_EPOCH > 0: in the middle of epoch KILL_EPOCH (after step STEPS // 2) the process commits
   what it has (``flush()``), prints ``BEFORE_KILL {json}`` (its mirror, its epoch, the time) and
   kills itself with SIGKILL: no exception, no atexit, no closing.
 - When STATE_DIR holds ``epoch_*`` folders, training continues from the newest with
   ``trainer.train(..., resume_from=that_dir)``.
 - At the end it prints ``RESULT {json}``: the status of its run in ``v_runs`` as seen from inside
-  the run (read with sqlite3 at ``on_training_run_start``), the mirror (every metric's values),
+  the run (read at ``on_training_run_start``), the mirror (every metric's values),
   the epochs the trainer ran (with their steps), the run config's epoch and step limits, and the
   committed points seen at each epoch start.
 """
@@ -25,7 +27,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -34,10 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 from pytorch_accelerated.callbacks import SaveTrainingStateCallback, TrainerCallback
-from sqlalchemy.engine import make_url
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
 from runhistory_sql.demo import make_datasets, make_model, make_trainer
+from tests.helpers import query
 
 BATCH_SIZE = 32
 HEARTBEAT_S = 0.2
@@ -51,33 +52,26 @@ def emit(tag: str, payload: dict[str, Any]) -> None:
     print(f"\n{tag} {json.dumps(payload)}", flush=True)
 
 
-def query(db_file: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_file)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 class Probe(TrainerCallback):
-    """Reads the database from inside the run with the plain sqlite3 driver: the run's status in
-    ``v_runs`` when the training run starts, and the committed points at every epoch start."""
+    """Reads the database from inside the run, on a connection of its own (not the history's):
+    the run's status in ``v_runs`` when the training run starts, and the committed points at
+    every epoch start."""
 
-    def __init__(self, db_file: str, run_name: str) -> None:
-        self.db_file, self.run_name = db_file, run_name
+    def __init__(self, url: str, run_name: str) -> None:
+        self.url, self.run_name = url, run_name
         self.status: str | None = None
         #: [epoch, {metric: [epochs committed]}] at the start of every epoch
         self.committed: list[list[Any]] = []
 
     def on_training_run_start(self, trainer: Any, **kwargs: Any) -> None:
-        ((self.status,),) = query(self.db_file, "SELECT status FROM v_runs WHERE run_name = ?", (self.run_name,))
+        ((self.status,),) = query(self.url, "SELECT status FROM v_runs WHERE run_name = :name", {"name": self.run_name})
 
     def on_train_epoch_start(self, trainer: Any, **kwargs: Any) -> None:
         found: dict[str, list[int]] = {}
         for metric, epoch in query(
-            self.db_file,
-            "SELECT metric, epoch FROM v_metrics WHERE run_name = ? ORDER BY metric, seq",
-            (self.run_name,),
+            self.url,
+            "SELECT metric, epoch FROM v_metrics WHERE run_name = :name ORDER BY metric, seq",
+            {"name": self.run_name},
         ):
             found.setdefault(metric, []).append(epoch)
         self.committed.append([trainer.run_history.current_epoch, found])
@@ -133,7 +127,7 @@ def main(url: str, run_name: str, state_dir: Path, num_epochs: int, kill_epoch: 
     train_ds, eval_ds = make_datasets(seed=0)
     resume_from = newest_state(state_dir)
     with SQLRunHistory(url, run_name=run_name, resume="allow", heartbeat_interval=HEARTBEAT_S) as history:
-        probe, counter = Probe(str(make_url(url).database), run_name), EpochCounter()
+        probe, counter = Probe(url, run_name), EpochCounter()
         callbacks: list[Any] = [
             SaveTrainingStateCallback(save_dir=str(state_dir), save_every_n_epochs=1, save_at_end=False),
             RunTrackingCallback(),
