@@ -1,4 +1,5 @@
-"""World-process-zero only: a real 2-process launch on CPU (torchrun, gloo), a real SQLite file.
+"""World-process-zero only: a real 2-process launch on CPU (torchrun, gloo), into a real SQLite
+file, and beside it a second launch into a real PostgreSQL database.
 
 ``tests/scripts/ddp_train.py`` runs on both ranks: the same SQLRunHistory (run name given, since a
 generated one would differ per rank), the real Trainer with SaveBestModelCallback,
@@ -6,8 +7,8 @@ EarlyStoppingCallback and RunTrackingCallback, 3 epochs with an eval set. Each r
 read from its own history, its own count of write transactions, and an independent count of every
 SQL statement it sent (a SQLAlchemy ``before_cursor_execute`` listener on all engines).
 
-Observed on this machine (pytorch-accelerated 0.1.61, accelerate 1.15, torch 2.13 CPU): rank 0
-commits 4 write transactions during training and 5 after close(); rank 1 commits none, and sends
+Observed on this machine (pytorch-accelerated 0.1.61, accelerate 1.15, torch 2.13 CPU), on SQLite:
+rank 0 commits 4 write transactions during training and 5 after close(); rank 1 commits none, and sends
 not a single statement after its SQLRunHistory is built (its reads are served by its mirror).
 If the write path had a barrier, rank 1 (which never writes) would leave rank 0 waiting for ever
 and the launch would time out.
@@ -15,7 +16,6 @@ and the launch would time out.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import rows
+from tests.helpers import is_postgres, query, same, script_env
+from tests.tracking_support import BACKENDS, backend_of, databases, finish
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "ddp_train.py"
@@ -40,32 +41,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def launch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Launch the 2-process run once; every test of this module reads its results."""
-    out = tmp_path_factory.mktemp("ddp")
-    db_path = out / "runs.db"
-    env = {
-        **os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    env.pop("RUNHISTORY_SQL_URL", None)
-    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(name, None)
+def _start(folder: Path, url: str) -> subprocess.Popen[str]:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        str(SCRIPT), f"sqlite:///{db_path}", str(out),
+        str(SCRIPT), url, str(folder),
     ]
-    done = subprocess.run(
-        command, cwd=out, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S,
-    )
-    reports = {}
-    for rank in (0, 1):
-        report_file = out / f"rank{rank}.json"
-        if report_file.is_file():
-            reports[rank] = json.loads(report_file.read_text())
-    return {"done": done, "reports": reports, "db_path": db_path, "out": out}
+    env = script_env()
+    for name in ("LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def launches(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Launch the 2-process run once on every backend, side by side; backend -> its results."""
+    places = {backend: place for (backend, _), place in databases(request, tmp_path_factory, ["ddp"]).items()}
+    procs = {backend: _start(folder, url) for backend, (folder, url) in places.items()}
+    found = {}
+    for backend, proc in procs.items():
+        folder, url = places[backend]
+        done = finish(proc, timeout=LAUNCH_TIMEOUT_S)
+        reports = {}
+        for rank in (0, 1):
+            report_file = folder / f"rank{rank}.json"
+            if report_file.is_file():
+                reports[rank] = json.loads(report_file.read_text())
+        found[backend] = {"done": done, "reports": reports, "url": url, "out": folder}
+    return found
+
+
+@pytest.fixture(params=BACKENDS)
+def launch(request: pytest.FixtureRequest, launches: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The launch on the backend of this test."""
+    return launches[backend_of(request)]
 
 
 def test_both_ranks_finish_and_only_rank_zero_writes(launch: dict[str, Any]) -> None:
@@ -98,8 +107,8 @@ def test_rank_one_reads_the_same_history_as_rank_zero_and_the_database(launch: d
     assert one["current_epoch"] == zero["current_epoch"] == 4
     assert one["run_name"] == zero["run_name"] == "ddp-run"
 
-    stored = rows(
-        launch["db_path"],
+    stored = query(
+        launch["url"],
         "SELECT metric, seq, epoch, value, value_json FROM v_metrics ORDER BY metric, seq",
     )
     assert stored == [
@@ -110,29 +119,31 @@ def test_rank_one_reads_the_same_history_as_rank_zero_and_the_database(launch: d
 
 
 def test_the_database_holds_one_run_each_point_config_and_event_once(launch: dict[str, Any]) -> None:
-    db = launch["db_path"]
-    assert rows(db, "SELECT experiment, run_name, status, current_epoch, num_stages FROM v_runs") == [
+    url = launch["url"]
+    assert query(url, "SELECT experiment, run_name, status, current_epoch, num_stages FROM v_runs") == [
         ("ddp", "ddp-run", "finished", 4, 1),
     ]
-    assert rows(db, "SELECT COUNT(*) FROM runs") == [(1,)]
-    assert rows(db, "SELECT COUNT(*) FROM stages") == [(1,)]
-    assert rows(db, "SELECT COUNT(*) FROM series") == [(2,)]
+    assert query(url, "SELECT COUNT(*) FROM runs") == [(1,)]
+    assert query(url, "SELECT COUNT(*) FROM stages") == [(1,)]
+    assert query(url, "SELECT COUNT(*) FROM series") == [(2,)]
     # the raw table, not only the view: no point was written twice, none superseded
-    assert rows(
-        db,
+    assert query(
+        url,
         "SELECT m.name, p.epoch, p.rev, COUNT(*) FROM points p "
         "JOIN series s ON s.id = p.series_id JOIN metrics m ON m.id = s.metric_id "
         "GROUP BY m.name, p.epoch, p.rev ORDER BY m.name, p.epoch",
     ) == [(name, epoch, 0, 1) for name in METRICS for epoch in (1, 2, 3)]
-    assert rows(db, "SELECT COUNT(*) FROM points") == [(6,)]
+    assert query(url, "SELECT COUNT(*) FROM points") == [(6,)]
 
-    assert rows(
-        db,
+    # booleans read as 1 on SQLite and as True on PostgreSQL
+    yes = True if is_postgres(url) else 1
+    assert same(query(
+        url,
         "SELECT stage, kind, num_epochs, num_processes, is_distributed, is_world_process_zero, "
         "train_per_device_batch_size, train_total_batch_size FROM v_configs",
-    ) == [(1, "train", 3, 2, 1, 1, 32, 64)]
+    ), [(1, "train", 3, 2, yes, yes, 32, 64)])
 
-    events = rows(db, "SELECT stage, epoch, kind, payload FROM v_events ORDER BY epoch, kind")
+    events = query(url, "SELECT stage, epoch, kind, payload FROM v_events ORDER BY epoch, kind")
     assert [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in events] == [
         (1, 1, "epoch_end", {"epoch": 1}),
         (1, 1, "training_run_start", {"num_epochs": 3}),

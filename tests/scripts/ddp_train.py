@@ -3,10 +3,11 @@
     ACCELERATE_USE_CPU=true python -m torch.distributed.run --nproc_per_node 2 \
         tests/scripts/ddp_train.py URL OUTDIR
 
-Every rank builds the same SQLRunHistory and Trainer (SaveBestModelCallback, EarlyStoppingCallback,
-RunTrackingCallback), trains 3 epochs with an eval set, and then writes what it can read from its
-own history to OUTDIR/rank{N}.json: whether it wrote to the database (and how often), every
-metric's values, the latest value of each, the epoch and the run name.
+URL is any database URL (the tests run it on SQLite and on PostgreSQL). Every rank builds the same
+SQLRunHistory and Trainer (SaveBestModelCallback, EarlyStoppingCallback, RunTrackingCallback),
+trains 3 epochs with an eval set, and then writes what it can read from its own history to
+OUTDIR/rank{N}.json: whether it wrote to the database (and how often), every metric's values, the
+latest value of each, the epoch and the run name.
 """
 from __future__ import annotations
 
