@@ -111,6 +111,9 @@ def _write(conn: Connection, found: Sequence[Any], path: Path, writer_class: typ
         os.replace(part, path)
     except OSError as e:
         raise ExportError(f"Cannot write {path}: {e.strerror or e}.") from e
+    except conn.dialect.loaded_dbapi.Error as e:  # the raw driver's own errors (fetch_raw)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"Reading the points for {path} failed: {first}") from e
     finally:
         part.unlink(missing_ok=True)
     return done
