@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     DatabaseUnavailableError,
     DatabaseURLError,
+    MissingExtraError,
     RunExistsError,
     RunHistorySQLError,
     RunInUseError,
@@ -36,6 +37,7 @@ __all__ = [
     "RunExistsError",
     "RunInUseError",
     "WriteError",
+    "MissingExtraError",
 ]
 
 _LAZY = {"SQLRunHistory": "history", "RunStore": "store", "RunTrackingCallback": "callback", "TrackedModelFreezer": "freezer"}

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, delete, select
 from . import lifecycle
 from .engine import writer_engine
 from .errors import RunInUseError, RunNotFoundError
-from .runs import _holder_alive
+from .runs import holder_alive
 from .schema import configs, events, points, runs, series, stages
 
 
@@ -42,7 +42,7 @@ def _refuse_if_held(row: Any) -> None:
             f"Run {row.name!r} is open for writing in this process. close() its SQLRunHistory "
             "first, then delete it."
         )
-    if _holder_alive(row):
+    if holder_alive(row):
         raise RunInUseError(
             f"Run {row.name!r} is held by live process {row.pid} on {row.host}. Wait for it to "
             "end (or stop it), then delete the run."

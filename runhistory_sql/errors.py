@@ -35,3 +35,19 @@ class RunInUseError(RunHistorySQLError):
 
 class WriteError(RunHistorySQLError):
     """Points could not be committed to the database."""
+
+
+class MissingExtraError(RunHistorySQLError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+class QueryError(RunHistorySQLError, ValueError):
+    """``runhistory-sql query`` refused the statement (it writes, or is more than one) or it failed."""
+
+
+class ExportError(RunHistorySQLError, ValueError):
+    """The export cannot be written as asked: an unknown file type, nothing to export, a bad path."""
+
+
+class PlotError(RunHistorySQLError, ValueError):
+    """The plot cannot be drawn as asked: an unknown metric, output type or axis."""

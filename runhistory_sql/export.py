@@ -28,8 +28,8 @@ from typing import IO, Any, Callable, Iterator, Sequence
 from sqlalchemy import Connection
 
 from .engine import fetch_raw, placeholder
-from .errors import RunHistorySQLError
-from .frames import MissingExtraError, _series_query
+from .errors import ExportError, MissingExtraError
+from .frames import series_query
 from .schema import SPECIAL_NAN, SPECIAL_NEG_ZERO, series
 from .store import RunStore
 
@@ -44,10 +44,6 @@ Progress = Callable[[int, int], None]
 #: A point as read: ``(seq, epoch, value, special, value_json, recorded_at_ms)``.
 Row = tuple[int, int, Any, Any, Any, int]
 
-
-class ExportError(RunHistorySQLError, ValueError):
-    """The export cannot be done as asked: an unknown file extension, no points of the metrics
-    asked for, or a file that cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ def export_points(
     with RunStore(url) as store:
         run_ids = list(dict.fromkeys(store.run(run, experiment)["run_id"] for run in runs))
         with store.engine.connect() as conn, conn.begin():  # one snapshot, even of a live run
-            found = conn.execute(_series_query(run_ids, metrics, experiment, None).add_columns(series.c.n_points)).all()
+            found = conn.execute(series_query(run_ids, metrics, experiment, None).add_columns(series.c.n_points)).all()
             if metrics and not found:
                 raise ExportError(
                     f"None of the runs has points of {', '.join(map(repr, metrics))}. "

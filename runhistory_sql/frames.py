@@ -11,15 +11,12 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, select
 
 from .engine import fetch_raw, placeholder
-from .errors import RunHistorySQLError
+from .errors import MissingExtraError
 from .schema import SPECIAL_NEG_ZERO, experiments, metrics, runs, series, stages
 
 #: The columns of :func:`read_frame`'s DataFrame, in order (``value_json`` is added on request).
 COLUMNS = ("experiment", "run_name", "run_id", "stage", "metric", "seq", "epoch", "value", "recorded_at")
 
-
-class MissingExtraError(RunHistorySQLError, ImportError):
-    """An optional dependency is not installed; the message names the extra that brings it."""
 
 
 def import_pandas() -> Any:
@@ -51,7 +48,7 @@ def read_frame(
     pd = import_pandas()
     import numpy as np
 
-    found = conn.execute(_series_query(run_ids, metric_names, experiment, stage)).all()
+    found = conn.execute(series_query(run_ids, metric_names, experiment, stage)).all()
     parts = [_points(conn, row.id, value_json) for row in found]
     lengths = [len(part[0]) for part in parts]
     table = np.concatenate([part[0] for part in parts]) if parts else np.empty((0, 4))
@@ -77,9 +74,11 @@ def read_frame(
     return pd.DataFrame(columns)
 
 
-def _series_query(
+def series_query(
     run_ids: Sequence[int] | None, metric_names: Sequence[str] | None, experiment: str | None, stage: int | None,
 ) -> Any:
+    """The live series of the runs (all when ``None``) and metrics asked for, with their run's
+    coordinates: the plan shared by :func:`read_frame` and the export."""
     query = (
         select(
             series.c.id, experiments.c.name.label("experiment"), runs.c.name.label("run_name"),

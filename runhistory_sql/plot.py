@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .errors import RunHistorySQLError
+from .errors import MissingExtraError, PlotError
 from .store import RunStore
 
 if TYPE_CHECKING:
@@ -42,9 +42,6 @@ SCALE_RATIO = 10.0
 NUDGE = 0.012
 MARKERS_UP_TO = 40  # points per curve: beyond that, markers only hide the line
 
-
-class PlotError(RunHistorySQLError, ValueError):
-    """The plot cannot be drawn as asked: an unknown metric, output type or axis, or no matplotlib."""
 
 
 @dataclass
@@ -258,5 +255,5 @@ def _require_matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise PlotError('Plotting needs matplotlib: pip install "runhistory-sql[plot]"') from e
+        raise MissingExtraError('Plotting needs matplotlib: pip install "runhistory-sql[plot]"') from e
     return matplotlib

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engine import make_engine
-from .errors import RunHistorySQLError
+from .errors import QueryError
 
 #: The keywords a reading statement starts with.
 READING_KEYWORDS = frozenset({"select", "with", "values", "table", "explain", "show", "pragma"})
@@ -35,10 +35,6 @@ _WRITING_HINT = (
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_]+")
 
-
-class QueryError(RunHistorySQLError, ValueError):
-    """The statement was refused (it writes, or is more than one) or the database reported an
-    error running it."""
 
 
 @dataclass(frozen=True)

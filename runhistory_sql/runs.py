@@ -93,7 +93,7 @@ def _create(
     return RunState(run_id, name, experiment, stage_id=inserted_id(stage), uuid=run_uuid, created_ms=now)
 
 
-def _holder_alive(row: Any) -> bool:
+def holder_alive(row: Any) -> bool:
     """Whether the process recorded as holding ``row`` may still be alive."""
     if row.status != "running":
         return False
@@ -117,7 +117,7 @@ def _claim(conn: Connection, row: Any, held_here: Collection[str], stale_after_m
             f"Run {row.name!r} is already open in this process by another SQLRunHistory. "
             "close() that one first, or keep using it."
         )
-    if _holder_alive(row):
+    if holder_alive(row):
         raise RunInUseError(
             f"Run {row.name!r} is held by live process {row.pid} on {row.host}. Wait for it to "
             "end, or start a new run with another run_name."

@@ -89,10 +89,13 @@ class RunStore:
             found = [dict(r._mapping) for r in conn.execute(text(sql), {"key": name_or_id, "experiment": experiment})]
         if len(found) != 1:
             where = f" in experiment {experiment!r}" if experiment else ""
-            problem = "no run" if not found else f"{len(found)} runs (in several experiments)"
+            if not found:
+                what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
+                raise RunNotFoundError(f"There is no run {what}{where}. List them with: runhistory-sql runs")
+            experiments = ", ".join(sorted(repr(r["experiment"]) for r in found))
             raise RunNotFoundError(
-                f"There is {problem} named {name_or_id!r}{where}. List them with: runhistory-sql runs"
-                + ("" if not found else "; pass experiment= to choose one.")
+                f"{len(found)} runs are named {name_or_id!r} (in experiments {experiments}); choose one with "
+                "experiment= (in the CLI: --experiment), or give the run id."
             )
         return found[0]
 

@@ -185,7 +185,7 @@ def test_can_print_a_history_as_json(cli, trained_any):
     ("args", "message"),
     [
         (("nope", "eval_loss_epoch"), "Error: There is no run named 'nope'. List them with: runhistory-sql runs\n"),
-        (("99", "eval_loss_epoch"), "Error: There is no run named 99. List them with: runhistory-sql runs\n"),
+        (("99", "eval_loss_epoch"), "Error: There is no run with id 99. List them with: runhistory-sql runs\n"),
         (("solo", "eval_loss_epoch", "-e", "cli"),
          "Error: There is no run named 'solo' in experiment 'cli'. List them with: runhistory-sql runs\n"),
         (("fast", "accuracy"),

@@ -27,7 +27,7 @@ from runhistory_sql import (
 )
 from runhistory_sql.clock import now_ms
 from runhistory_sql.engine import make_engine
-from runhistory_sql.frames import MissingExtraError
+from runhistory_sql.errors import MissingExtraError
 from runhistory_sql.schema import VIEW_COLUMNS
 from runhistory_sql.summaries import goal_of
 
