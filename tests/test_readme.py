@@ -78,3 +78,22 @@ def test_the_unfreeze_recipes_find_the_finetune_run(trained_any):
     found = [row[:3] for row in run_sql(trained_any, recipe)]
 
     assert found == [("cli", "finetune", 3)]
+
+
+def test_the_runstore_example_runs_on_the_example_database(trained_url):
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL) if "store.frame(" in b]
+    code = example.replace('"sqlite:///runs.db"', repr(trained_url)).replace("df = store.frame", "found['df'] = store.frame")
+    found: dict = {}
+
+    exec(compile(code, "README.md", "exec"), {"found": found})
+
+    assert sorted(found["df"]["run_name"].unique()) == ["baseline", "fast"]
+    assert len(found["df"]) == 6
+
+
+def test_the_plot_picture_of_the_readme_is_there():
+    from PIL import Image
+
+    (path,) = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README.read_text())
+    with Image.open(README.parent / path) as picture:
+        assert (picture.format, picture.size) == ("PNG", (1000, 600))
