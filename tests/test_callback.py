@@ -46,27 +46,13 @@ from runhistory_sql import RunTrackingCallback, SQLRunHistory
 from runhistory_sql.demo import make_datasets, make_model
 from runhistory_sql.snapshot import jsonable
 from tests.helpers import is_postgres, query
-from tests.tracking_support import events, finish, start, write_script
+from tests.tracking_support import events, finish, run_row, start, write_script
 
 BATCH = 32
 NO_WORKERS = {"num_workers": 0}
 BOOL_FIELDS = {"is_local_process_zero", "is_world_process_zero", "is_distributed"}
 DL_FIELDS = {"train_dl_kwargs", "eval_dl_kwargs"}
 FIELDS = [field.name for field in dataclasses.fields(TrainerRunConfig)]
-
-
-def run_row(url: str, run_name: str) -> tuple[Any, ...]:
-    """(status, ended_at is set, current_epoch, num_stages) of the run, from ``v_runs``.
-
-    As ``tests.tracking_support.run_row``: "ended_at is set" is 1/0 on SQLite and a bool on
-    PostgreSQL, so it is checked to be that, then given as 1/0 on both.
-    """
-    ((status, ended, epoch, stages),) = query(
-        url, "SELECT status, ended_at IS NOT NULL, current_epoch, num_stages FROM v_runs WHERE run_name = :name",
-        {"name": run_name},
-    )
-    assert type(ended) is (bool if is_postgres(url) else int)
-    return (status, int(ended), epoch, stages)
 
 
 def _seed_worker(worker_id: int) -> None:
