@@ -80,3 +80,20 @@ def test_demo_trains_records_and_shows_a_query(run, db_url, db_path):
     stored = rows(db_path, "SELECT epoch, metric FROM v_metrics WHERE run_name = 'demo-run' ORDER BY epoch, metric")
     assert stored == [(1, "eval_loss_epoch"), (1, "train_loss_epoch"), (2, "eval_loss_epoch"), (2, "train_loss_epoch")]
     assert rows(db_path, "SELECT status FROM v_runs") == [("finished",)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("runs", "--status", "bogus"),
+         "Error: Invalid value for '--status': 'bogus' is not one of 'running', 'finished', 'failed', 'crashed'. "
+         "(see: runhistory-sql runs --help)\n"),
+        (("history",), "Error: Missing argument 'RUN'. (see: runhistory-sql history --help)\n"),
+        (("nosuch",), "Error: No such command 'nosuch'. (see: runhistory-sql --help)\n"),
+        (("db", "current", "a", "b"), "Error: Got unexpected extra argument (b) (see: runhistory-sql db current --help)\n"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_help(args, message):
+    result = CliRunner().invoke(main, list(args), prog_name="runhistory-sql")
+
+    assert (result.exit_code, result.output) == (2, message)

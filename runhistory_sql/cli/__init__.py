@@ -1,11 +1,13 @@
 """The ``runhistory-sql`` command: a thin click shell over the library.
 
 Each subcommand lives in its own module; library errors become one-line messages
-(``click.ClickException``, see :func:`common.one_line_errors`), never tracebacks.
+(``click.ClickException``, see :func:`common.one_line_errors`), never tracebacks, and so do
+usage errors (:class:`OneLineGroup`).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import click
 
@@ -21,7 +23,31 @@ from .show import show
 from .spill import import_spill
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@contextmanager
+def _one_line_usage() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as e:
+        if e.ctx is None:
+            raise
+        # without a context click prints only "Error: ..."
+        raise click.UsageError(f"{e.format_message()} (see: {e.ctx.command_path} --help)") from e
+
+
+class OneLineGroup(click.Group):
+    """A group whose usage errors (a bad option value, a missing argument) are one line that
+    names the help to read, instead of click's usage block."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _one_line_usage():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage():
+            return super().invoke(ctx)
+
+
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runhistory-sql")
 def main() -> None:
     """Persistent run histories for pytorch-accelerated, in plain SQL.
