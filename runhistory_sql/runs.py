@@ -94,7 +94,13 @@ def _create(
 
 
 def holder_alive(row: Any) -> bool:
-    """Whether the process recorded as holding ``row`` may still be alive."""
+    """Whether the process recorded as holding ``row`` may still be alive.
+
+    On this host a pid that is gone is dead at once (a restart right after ``kill -9`` need not
+    wait). Otherwise, here or on another host, the heartbeat decides: a process whose heartbeat
+    is past the run's bound is not its holder any more (on this host: its pid was reused by
+    another process, or the holder is stuck), which is also when ``v_runs`` reads ``crashed``.
+    """
     if row.status != "running":
         return False
     if row.host == socket.gethostname():
@@ -105,8 +111,7 @@ def holder_alive(row: Any) -> bool:
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
-        return True
+            pass  # alive, someone else's
     return (row.heartbeat_at or row.created_at) >= now_ms() - row.stale_after_ms
 
 

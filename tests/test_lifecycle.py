@@ -373,6 +373,23 @@ def test_a_run_held_by_a_live_process_is_refused_and_left_unchanged(holder: Any,
     assert run_row(url, "held") == ("finished", 1, 3, 1)
 
 
+def test_on_this_host_a_live_pid_whose_heartbeat_is_silent_is_not_the_holder(url: str) -> None:
+    SQLRunHistory(url, run_name="reused").close()
+    # the pid is alive (our parent) but is not a writer: as when a dead holder's pid is reused
+    execute(
+        url, "UPDATE runs SET status = 'running', host = :host, pid = :pid, heartbeat_at = :then",
+        {"host": socket.gethostname(), "pid": os.getppid(), "then": time.time_ns() // 1_000_000 - 61_000},
+    )
+    assert run_row(url, "reused")[0] == "crashed"
+
+    with SQLRunHistory(url, run_name="reused", resume="allow") as history:
+        history.flush()
+        assert run_row(url, "reused")[0] == "running"
+
+    ((payload,),) = query(url, "SELECT payload FROM v_events WHERE kind = 'resumed'")
+    assert json.loads(payload)["previous_status"] == "crashed"
+
+
 def test_on_another_host_the_heartbeat_decides(url: str) -> None:
     SQLRunHistory(url, run_name="far").close()
     now_ms = time.time_ns() // 1_000_000
