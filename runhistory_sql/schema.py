@@ -179,7 +179,7 @@ VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
         "max_num_train_steps", "is_local_process_zero", "is_world_process_zero", "is_distributed",
         "mixed_precision", "num_processes",
     ),
-    "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload"),
+    "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload", "event_id"),
     "v_summaries": (
         "run_id", "run_name", "experiment", "stage", "metric", "n_points", "min_value", "max_value",
     ),

@@ -100,10 +100,10 @@ def test_nan_infinity_and_negative_zero_print_sensibly(run, odd_values):
     table = run("query", "--url", odd_values, "SELECT seq, value FROM v_metrics ORDER BY seq")
     as_json = run("query", "--url", odd_values, "--format", "json", "SELECT seq, value FROM v_metrics ORDER BY seq")
 
-    # SQLite holds neither NaN nor -0.0 in a REAL: its view shows NULL and 0 (the points table
-    # keeps them exactly in its special column); PostgreSQL's view has the values themselves
+    # SQLite has no NaN: its view shows NULL (the points table keeps it in its special column);
+    # -0.0 keeps its sign in both views
     postgres = is_postgres(odd_values)
-    nan, zero = ("nan", "-0") if postgres else ("", "0")
+    nan, zero = ("nan", "-0") if postgres else ("", "-0")
     assert table.output == (
         "┏━━━━━┳━━━━━━━┓\n"
         "┃ seq ┃ value ┃\n"
@@ -115,7 +115,7 @@ def test_nan_infinity_and_negative_zero_print_sensibly(run, odd_values):
         "└─────┴───────┘\n"
     )
     values = json.dumps([row["value"] for row in json.loads(as_json.output)])
-    assert values == ('[1.5, "NaN", "Infinity", -0.0]' if postgres else '[1.5, null, "Infinity", 0.0]')
+    assert values == ('[1.5, "NaN", "Infinity", -0.0]' if postgres else '[1.5, null, "Infinity", -0.0]')
 
 
 def test_a_statement_that_returns_no_rows_prints_its_columns(run, trained_any):

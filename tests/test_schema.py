@@ -33,8 +33,8 @@ from runhistory_sql.engine import make_engine, mask
 from helpers import columns, dump, is_postgres, query, same, tables, views
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HEAD = "0004"
-HEAD_PREVIOUS = "0003"
+HEAD = "0005"
+HEAD_PREVIOUS = "0004"
 
 #: A literal copy of the column lists promised in DESIGN.md ("SQL contract"). Deliberately not
 #: derived from schema.VIEW_COLUMNS, so that changing that constant alone fails a test too.
@@ -57,7 +57,7 @@ DOCUMENTED_VIEW_COLUMNS = {
         "is_local_process_zero", "is_world_process_zero", "is_distributed", "mixed_precision",
         "num_processes",
     ),
-    "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload"),
+    "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload", "event_id"),
     # not in DESIGN.md: added with migration 0003 for fast best-of-run queries in plain SQL
     "v_summaries": ("run_id", "run_name", "experiment", "stage", "metric", "n_points", "min_value", "max_value"),
 }

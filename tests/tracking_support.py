@@ -76,20 +76,15 @@ def read_line(proc: subprocess.Popen[str]) -> str:
 def events(db: Path | str, run_id: int = 1) -> list[tuple[Any, ...]]:
     """(stage, epoch, kind, payload) of every event of the run, in the order recorded.
 
-    ``db`` is a SQLite file or any database URL. ``v_events`` has no column that orders events
-    recorded within the same millisecond, so the order comes from the ``events`` table's key;
-    the rows themselves must be ``v_events``'s.
+    ``db`` is a SQLite file or any database URL. ``v_events.event_id`` orders events recorded
+    within the same millisecond.
     """
     url = f"sqlite:///{db}" if isinstance(db, Path) else db
-    ordered = query(
-        url,
-        "SELECT st.idx, ev.epoch, ev.kind, ev.payload FROM events ev "
-        "LEFT JOIN stages st ON st.id = ev.stage_id WHERE ev.run_id = :run_id ORDER BY ev.id",
+    found = query(
+        url, "SELECT stage, epoch, kind, payload FROM v_events WHERE run_id = :run_id ORDER BY event_id",
         {"run_id": run_id},
     )
-    public = query(url, "SELECT stage, epoch, kind, payload FROM v_events WHERE run_id = :run_id", {"run_id": run_id})
-    assert sorted(public, key=repr) == sorted(ordered, key=repr)
-    return [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in ordered]
+    return [(stage, epoch, kind, json.loads(payload)) for stage, epoch, kind, payload in found]
 
 
 def run_row(db: Path | str, run_name: str) -> tuple[Any, ...]:
