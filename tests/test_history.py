@@ -302,9 +302,9 @@ def test_values_read_with_plain_sql(url):
     }
     flagged = query(url, "SELECT value, special FROM points WHERE special IS NOT NULL ORDER BY special, value")
 
-    # SQLite has no NaN (NULL in the view) and keeps no -0.0 (0.0 in the view): both are flagged
-    # in the table. PostgreSQL has both, and its v_metrics shows them.
-    nan, neg_zero = (math.nan, -0.0) if is_postgres(url) else (None, 0.0)
+    # SQLite has no NaN (NULL in the view) and stores -0.0 as 0: both are flagged in the table,
+    # and the view gives -0.0 back from the flag. PostgreSQL has both natively.
+    nan, neg_zero = (math.nan if is_postgres(url) else None), -0.0
     assert same(in_view, {
         "nan": (nan, None),
         "pos_inf": (math.inf, None),
