@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from .errors import DatabaseURLError
+from .errors import DatabaseUnavailableError, DatabaseURLError
 
 ENV_VAR = "RUNHISTORY_SQL_URL"
 DEFAULT_URL = "sqlite:///runhistory.db"
@@ -221,6 +221,21 @@ def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwar
         event.listen(engine, "connect", _sqlite_read_only_listener if read_only else _sqlite_connect_listener)
         event.listen(engine, "begin", _sqlite_begin_listener)
     return engine
+
+
+def report_unreachable(engine: Engine, shown: str) -> None:
+    """Make a failure to connect through ``engine`` raise :class:`DatabaseUnavailableError`
+    naming ``shown`` (the masked URL) and the fix, instead of a driver error."""
+
+    def handler(context: Any) -> None:
+        if context.connection is None and isinstance(context.sqlalchemy_exception, OperationalError):
+            cause = (str(context.original_exception).strip().splitlines() or ["cannot connect"])[0]
+            raise DatabaseUnavailableError(
+                f"Cannot reach database {shown}: {cause}. Check that the server is running "
+                "and the URL and credentials are right."
+            ) from context.original_exception
+
+    event.listen(engine, "handle_error", handler)
 
 
 def writer_engine(engine: Engine) -> Engine:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import make_engine
+from .engine import make_engine, mask, report_unreachable, resolve_url
 from .errors import QueryError
 
 #: The keywords a reading statement starts with.
@@ -82,6 +82,7 @@ def run_query(sql: str, url: str | None = None) -> QueryResult:
     """
     check_reading(sql)
     engine = make_engine(url, read_only=True)
+    report_unreachable(engine, mask(resolve_url(url)))
     try:
         with engine.connect() as conn:
             dbapi = conn.connection.dbapi_connection

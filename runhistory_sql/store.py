@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 from sqlalchemy import Engine, text
 
 from .deletion import delete_run
-from .engine import fetch_raw, make_engine, mask, placeholder, resolve_url
+from .engine import fetch_raw, make_engine, mask, placeholder, report_unreachable, resolve_url
 from .errors import RunHistorySQLError, RunNotFoundError
 from .frames import import_pandas, read_frame
 from .records import read_configs, read_events
@@ -41,6 +41,7 @@ class RunStore:
         self._engine: Engine = make_engine(url, read_only=read_only)
         self._shown = mask(resolve_url(url))  # the URL as given (a read-only engine's is rewritten)
         self.read_only = read_only
+        report_unreachable(self._engine, self._shown)
 
     @property
     def engine(self) -> Engine:

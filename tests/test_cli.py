@@ -97,3 +97,24 @@ def test_usage_errors_are_one_line_naming_the_help(args, message):
     result = CliRunner().invoke(main, list(args), prog_name="runhistory-sql")
 
     assert (result.exit_code, result.output) == (2, message)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # a port just freed: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", [("runs",), ("show", "baseline"), ("query", "SELECT 1")])
+def test_an_unreachable_server_is_one_line_with_the_password_masked(run, command):
+    pytest.importorskip("psycopg")
+    port = _closed_port()
+
+    result = run(*command, "--url", f"postgresql://user:s3cret@127.0.0.1:{port}/runs")
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: Cannot reach database postgresql://user:***@127.0.0.1:{port}/runs: ")
+    assert result.output.endswith("Check that the server is running and the URL and credentials are right.\n")
+    assert "s3cret" not in result.output and result.output.count("\n") == 1
