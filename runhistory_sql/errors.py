@@ -37,6 +37,11 @@ class WriteError(RunHistorySQLError):
     """Points could not be committed to the database."""
 
 
+class InvalidArgumentError(RunHistorySQLError, ValueError):
+    """An argument cannot be used as given (a sort order, a metric no run has); the message
+    says what can."""
+
+
 class MissingExtraError(RunHistorySQLError, ImportError):
     """An optional dependency is not installed; the message names the extra that brings it."""
 

@@ -13,7 +13,7 @@ from typing import Any, Collection, Iterable, Sequence
 from sqlalchemy import Connection, Engine, text
 
 from .clock import now_ms
-from .errors import RunHistorySQLError, RunNotFoundError
+from .errors import InvalidArgumentError, RunNotFoundError
 from .records import utc
 from .summaries import GOALS, goal_of
 from .values import decode
@@ -26,13 +26,13 @@ def parse_sort(spec: str) -> tuple[str, str]:
     """Split ``"METRIC[:min|max]"`` into the metric and its goal (from the name, :func:`goal_of`,
     when not given).
 
-    :raises ValueError: the part after the colon is not ``min`` or ``max``
+    :raises InvalidArgumentError: the part after the colon is not ``min`` or ``max``
     """
     metric, colon, direction = spec.rpartition(":")
     if not colon:
         metric, direction = spec, goal_of(spec)
     if not metric or direction not in GOALS:
-        raise ValueError(f"Sort by METRIC or METRIC:min or METRIC:max, e.g. eval_loss_epoch, not {spec!r}.")
+        raise InvalidArgumentError(f"Sort by METRIC or METRIC:min or METRIC:max, e.g. eval_loss_epoch, not {spec!r}.")
     return metric, direction
 
 
@@ -95,7 +95,7 @@ def list_runs(
     :param limit: keep this many runs, after sorting
     :param metrics: the metrics to show; default: the metrics ending in ``_epoch`` that the
         listed runs have, at most :data:`MAX_KEY_METRICS`, by name
-    :raises RunHistorySQLError: a metric asked for that none of the listed runs has
+    :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the listed runs has
     """
     sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
     listed = _read(engine, *_filter(experiment, status))
@@ -132,12 +132,12 @@ def key_metrics(names: Iterable[str]) -> list[str]:
 def check_metrics(asked: Iterable[str], names: Collection[str], runs: str = "the runs") -> None:
     """Check that every metric in ``asked`` is among ``names``, the metrics that ``runs`` have.
 
-    :raises RunHistorySQLError: one is not, with the names to choose from
+    :raises InvalidArgumentError: one is not, with the names to choose from
     """
     missing = [m for m in asked if m not in names]
     if missing:
         known = ", ".join(sorted(names)) or "(none)"
-        raise RunHistorySQLError(f"None of {runs} has the metric {missing[0]!r}. Their metrics: {known}.")
+        raise InvalidArgumentError(f"None of {runs} has the metric {missing[0]!r}. Their metrics: {known}.")
 
 
 _RUNS_SQL = (

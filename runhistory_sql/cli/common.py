@@ -59,3 +59,15 @@ def where(url: str) -> str:
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         return f"{url} (file {Path(parsed.database).resolve()})"
     return mask(url)
+
+
+def run_key(text: str) -> str | int:
+    """A RUN argument: digits are a run id, anything else a run name."""
+    return int(text) if text.isdigit() else text
+
+
+def experiment_option(func: Any) -> Any:
+    """``--experiment``: which experiment a run name belongs to, when several have it."""
+    return click.option(
+        "--experiment", "-e", default=None, help="The run's experiment (when several have a run of that name).",
+    )(func)

@@ -9,10 +9,8 @@ import click
 from ..describe import config_differences, latest
 from ..listing import check_metrics, key_metrics
 from ..store import RunStore
-from .common import one_line_errors, url_option
-from .output import FORMATS, cell, emit, print_table
-from .runs import experiment_option, run_key
-from .show import heading, plain_tree
+from .common import experiment_option, one_line_errors, run_key, url_option
+from .output import FORMATS, cell, emit, heading, plain_tree, print_table
 
 
 @click.command("compare")

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from ..schema import configs, events, points, series, stages
 from ..store import RunStore
-from .common import one_line_errors, url_option
-from .runs import experiment_option, run_key
+from .common import experiment_option, one_line_errors, run_key, url_option
+from .output import count
 
 
 @click.command("delete")
@@ -57,4 +57,4 @@ def _rows_of(store: RunStore, run_id: int) -> dict[str, int]:
 
 def _listing(counts: dict[str, int]) -> str:
     """``"7 points, 2 configs, 20 events, 2 stages"`` (singular where there is one)."""
-    return ", ".join(f"{counts[k]} {k if counts[k] != 1 else k[:-1]}" for k in ("points", "configs", "events", "stages"))
+    return ", ".join(count(counts[table], table[:-1]) for table in ("points", "configs", "events", "stages"))

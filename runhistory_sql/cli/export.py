@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from ..export import FORMATS, export_points
-from .common import one_line_errors, url_option
-from .runs import experiment_option, run_key
+from .common import experiment_option, one_line_errors, run_key, url_option
+from .output import count
 
 #: Exports of more points than this show a progress bar (on stderr; gone when done).
 PROGRESS_FROM = 100_000
@@ -41,11 +41,7 @@ def export(runs: tuple[str, ...], output: Path, metrics: tuple[str, ...], experi
             [run_key(run) for run in runs], output, url=url, metrics=metrics or None,
             experiment=experiment, progress=bar.update,
         )
-    click.echo(f"Exported {_count(result.points, 'point')} of {_count(result.runs, 'run')} to {result.path}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    click.echo(f"Exported {count(result.points, 'point')} of {count(result.runs, 'run')} to {result.path}")
 
 
 class ProgressBar:

@@ -79,3 +79,34 @@ def console() -> Any:
     from rich.console import Console
 
     return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for people: ``42s``, ``3m 05s``, ``2h 03m``, ``1d 04h``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 run"``, ``"3 runs"``: a number and its noun, plural unless it is one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def heading(text: str) -> None:
+    """A line above a table (a rich table title would be padded with spaces to the table's width)."""
+    click.echo(text)
+
+
+def plain_tree(value: Any) -> Any:
+    """``value`` with every leaf made JSON-safe by :func:`plain` (times, NaN, infinities)."""
+    if isinstance(value, dict):
+        return {key: plain_tree(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_tree(v) for v in value]
+    return plain(value)

@@ -7,7 +7,8 @@ import click
 
 from ..plot import X_AXES, plot_runs
 from ..store import RunStore
-from .common import one_line_errors, url_option
+from .common import experiment_option, one_line_errors, url_option
+from .output import count
 
 
 @click.command()
@@ -22,7 +23,7 @@ from .common import one_line_errors, url_option
     help="epoch, or seq (the point number, for per-step metrics).",
 )
 @click.option("--stage", type=click.IntRange(min=1), default=None, help="Stage to draw (default: the latest with the metric).")
-@click.option("--experiment", default=None, help="Experiment of the runs, where a name is in several.")
+@experiment_option
 @click.option("--title", default=None, help="Title (default: the metric names).")
 @url_option
 @one_line_errors
@@ -42,8 +43,5 @@ def plot(
     with RunStore(url) as store:
         path = plot_runs(store, runs, metrics, output, x=x_axis, stage=stage, experiment=experiment, title=title)
     n_runs, n_metrics = len(set(runs)), len(set(metrics))
-    click.echo(f"Wrote {path} ({_count(n_runs, 'run')}, {_count(n_metrics, 'metric')})")
+    click.echo(f"Wrote {path} ({count(n_runs, 'run')}, {count(n_metrics, 'metric')})")
 
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")

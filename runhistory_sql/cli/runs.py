@@ -5,37 +5,13 @@ from typing import Any
 
 import click
 
-from ..listing import RunListing, list_runs, parse_sort
+from ..listing import RunListing, list_runs
 from ..records import utc
 from ..store import RunStore
-from .common import one_line_errors, url_option
-from .output import emit, format_option
+from .common import experiment_option, one_line_errors, run_key, url_option
+from .output import duration_text, emit, format_option
 
 STATUSES = ("running", "finished", "failed", "crashed")
-
-
-def run_key(text: str) -> str | int:
-    """A RUN argument: digits are a run id, anything else a run name."""
-    return int(text) if text.isdigit() else text
-
-
-def duration_text(seconds: float) -> str:
-    """A duration for people: ``42s``, ``3m 05s``, ``2h 03m``, ``1d 04h``."""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
-
-
-def experiment_option(func: Any) -> Any:
-    """``--experiment``: which experiment a run name belongs to, when several have it."""
-    return click.option(
-        "--experiment", "-e", default=None, help="The run's experiment (when several have a run of that name).",
-    )(func)
 
 
 @click.command("runs")
@@ -69,11 +45,6 @@ def runs(
         runhistory-sql runs --experiment mnist --sort eval_loss_epoch --limit 10
         runhistory-sql runs --status crashed --format csv
     """
-    if sort is not None:
-        try:
-            parse_sort(sort)
-        except ValueError as e:
-            raise click.ClickException(str(e)) from e
     with RunStore(url) as store:
         listing = list_runs(store.engine, experiment=experiment, status=status, sort=sort, limit=limit, metrics=metrics)
     if not listing.runs and fmt == "table":

@@ -9,9 +9,8 @@ import click
 from ..describe import describe_event, flat_config
 from ..listing import RunRow, run_row
 from ..store import RunStore
-from .common import one_line_errors, url_option
-from .output import cell, plain, print_table
-from .runs import duration_text, experiment_option, run_key
+from .common import experiment_option, one_line_errors, run_key, url_option
+from .output import cell, duration_text, heading, plain_tree, print_table
 
 #: Events the table leaves out (one per epoch: the metrics say as much); JSON has them all.
 QUIET_EVENTS = ("epoch_end",)
@@ -50,20 +49,6 @@ def show(run: str, experiment: str | None, url: str | None, fmt: str) -> None:
     _print_configs(configs, row.stages)
     _print_events(events)
     _print_summary(summary)
-
-
-def heading(text: str) -> None:
-    """A line above a table (a rich table title would be padded with spaces to the table's width)."""
-    click.echo(text)
-
-
-def plain_tree(value: Any) -> Any:
-    """``value`` with every leaf made JSON-safe by :func:`plain` (times, NaN, infinities)."""
-    if isinstance(value, dict):
-        return {key: plain_tree(v) for key, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_tree(v) for v in value]
-    return plain(value)
 
 
 def _tags(record: dict[str, Any]) -> dict[str, Any]:
