@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from . import lifecycle
 from .engine import writer_engine
@@ -49,10 +49,23 @@ def _refuse_if_held(row: Any) -> None:
         )
 
 
+def count_rows(conn: Connection, run_id: int) -> dict[str, int]:
+    """How many rows :func:`delete_run` would remove from each table (points: superseded ones
+    too), e.g. to ask before deleting."""
+    counted = {"points": conn.execute(select(func.count()).where(_points_of(run_id))).scalar_one()}
+    for table in (series, configs, events, stages):
+        counted[table.name] = conn.execute(select(func.count()).select_from(table).where(table.c.run_id == run_id)).scalar_one()
+    counted["runs"] = conn.execute(select(func.count()).select_from(runs).where(runs.c.id == run_id)).scalar_one()
+    return counted
+
+
+def _points_of(run_id: int) -> Any:
+    return points.c.series_id.in_(select(series.c.id).where(series.c.run_id == run_id))
+
+
 def _delete_rows(conn: Connection, run_id: int) -> dict[str, int]:
     """Delete the rows in the order the foreign keys need: the children of a table first."""
-    in_run = select(series.c.id).where(series.c.run_id == run_id)
-    removed = {"points": conn.execute(delete(points).where(points.c.series_id.in_(in_run))).rowcount}
+    removed = {"points": conn.execute(delete(points).where(_points_of(run_id))).rowcount}
     for table in (series, configs, events, stages):
         removed[table.name] = conn.execute(delete(table).where(table.c.run_id == run_id)).rowcount
     removed["runs"] = conn.execute(delete(runs).where(runs.c.id == run_id)).rowcount

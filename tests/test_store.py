@@ -27,6 +27,7 @@ from runhistory_sql import (
 )
 from runhistory_sql.clock import now_ms
 from runhistory_sql.engine import make_engine
+from runhistory_sql.deletion import count_rows
 from runhistory_sql.errors import MissingExtraError
 from runhistory_sql.schema import VIEW_COLUMNS
 from runhistory_sql.summaries import goal_of
@@ -452,8 +453,9 @@ def test_can_delete_a_run_on_every_backend(url):
         h.log_event("checkpoint", path="a.pt")
         h.reset()
         h.update_metric("eval_acc", 0.5)
-    with RunStore(url) as store:
+    with RunStore(url) as store, store.engine.connect() as conn:
         kept = (store.run("keep"), store.summary("keep"))
+        counted = count_rows(conn, store.run("drop")["run_id"])
 
     with RunStore(url, read_only=False) as store:
         removed = store.delete("drop", experiment="e")
@@ -461,7 +463,7 @@ def test_can_delete_a_run_on_every_backend(url):
         after = (store.run("keep"), store.summary("keep"))
         runs = [run["run_name"] for run in store.runs()]
 
-    assert removed == {"points": 2, "series": 2, "configs": 1, "events": 1, "stages": 2, "runs": 1}
+    assert removed == counted == {"points": 2, "series": 2, "configs": 1, "events": 1, "stages": 2, "runs": 1}
     assert runs == ["keep"]
     assert after == kept
     assert query(url, "SELECT name FROM experiments") == [("e",)]
