@@ -168,10 +168,12 @@ class Writer:
                 (batch, batch_id), retrying = self._retry, True
             if not batch and now_ms() - self._last_commit < self._heartbeat_ms:
                 continue
+            # unconfirmed until committed: should the commit hang, close() spills this batch
+            self._retry = (batch, batch_id)
             try:
                 self._commit(batch, batch_id, retrying)
             except Exception as e:  # noqa: BLE001 - any failure is retried; nothing dropped
-                if self._error is None:
+                if self._error is None and not self._abandoned:
                     log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
                 self._error, self._retry = e, (batch, batch_id)
                 backoff = min(max(backoff * 2, 0.25), 5.0)
@@ -221,12 +223,18 @@ class Writer:
                 # kept for the check above, should the COMMIT's answer be lost
                 self._attempted = None
                 self._attempted = apply_batch(conn, self._cursor, batch, batch_id)
+                if self._abandoned:  # close() gave up and spilled this batch: roll it back
+                    raise _Abandoned()
         self._cursor, self._attempted = landed or self._attempted, None
         self.transactions += 1
         self._last_commit = now_ms()
         for op in batch:
             if op[0] == FLUSH:
                 op[1].set()
+
+
+class _Abandoned(Exception):
+    """The batch was spilled by ``close()`` while this attempt was still running."""
 
 
 def brief(error: BaseException | None) -> str:

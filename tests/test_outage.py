@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from click.testing import CliRunner
 
 from runhistory_sql.cli import main as cli
-from tests.helpers import query, script_env
+from runhistory_sql.spill import read_header
+from tests.helpers import is_postgres, query, script_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "outage_train.py"
@@ -315,3 +318,50 @@ def test_a_long_outage_moves_the_queue_to_disk_and_loses_nothing(pg_url: str, pg
     stored = query(pg_url, "SELECT seq, value FROM v_metrics WHERE run_name = 'overflow' ORDER BY seq")
     assert stored == [(0, 0.5)] + [(i, float(i)) for i in range(1, written)]
     assert not any(path.exists() for path in parked)  # read back in order, then removed
+
+
+@contextmanager
+def _write_lock(url: str) -> Iterator[None]:
+    """Hold the lock the writer's next commit needs: SQLite's write lock, or the run's row on
+    PostgreSQL (each commit stamps ``runs.last_batch``)."""
+    from sqlalchemy import create_engine
+
+    if is_postgres(url):
+        engine = create_engine(url)
+        with engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("SELECT id FROM runs FOR UPDATE")
+            yield
+        engine.dispose()
+    else:
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+
+
+def test_a_batch_whose_commit_hangs_at_close_is_spilled_and_imported_once(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runhistory_sql import SQLRunHistory
+
+    monkeypatch.setenv("RUNHISTORY_SQL_SPILL_DIR", str(tmp_path))
+    history = SQLRunHistory(url, run_name="stuck")
+    history.update_metric("loss", 1.0)
+    assert history.flush(30)
+    with _write_lock(url):
+        history.update_metric("loss", 2.0)
+        history.update_metric("loss", 3.0)
+        assert not history.flush(1.0)  # the writer took the batch and waits for the lock
+        path = history.close(timeout=0.5)  # gives up while that commit is still waiting
+    # the lock is gone: the abandoned attempt rolls back (its batch is in the spill file)
+
+    assert path is not None
+    assert read_header(path)["pending_ops"] == 2  # the two points of the batch in flight
+    result = _import(path, url)
+
+    assert result.exit_code == 0, result.output
+    assert query(url, "SELECT seq, value FROM v_metrics ORDER BY seq") == [(0, 1.0), (1, 2.0), (2, 3.0)]
+    assert query(url, "SELECT status FROM v_runs") == [("finished",)]
