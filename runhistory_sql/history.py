@@ -258,13 +258,13 @@ class SQLRunHistory(RunHistory):
             raise TypeError(f"An event kind must be a non-empty str, not {kind!r}.")
         check_no_nul("event kind", kind)
         self._check_open()
-        try:
-            body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=str)
+        try:  # tensors, numpy values and the like as jsonable() makes them, wherever they are
+            body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=jsonable)
         except ValueError as e:
             if "Circular" in str(e):
                 raise TypeError(f"The payload of event {kind!r} cannot be stored as JSON: {e}") from e
             # NaN and infinities are not JSON: store them as the strings "NaN", "Infinity"
-            body = json.dumps(jsonable(payload), ensure_ascii=False, allow_nan=False, default=str)
+            body = json.dumps(jsonable(payload), ensure_ascii=False, allow_nan=False, default=jsonable)
         self._put((w.EVENT, kind, self._epoch, now_ms(), body))
 
     def record_config(self, kind: str, fields: dict[str, Any]) -> None:
@@ -340,7 +340,10 @@ class SQLRunHistory(RunHistory):
 
     def close_at_exit(self, exit_code: Any, error: BaseException | None) -> None:
         """Close at the end of the process: ``failed`` after an uncaught exception, a non-zero
-        exit code, or an exit in the middle of a training or evaluation run; else ``finished``."""
+        exit code, or an exit in the middle of a training or evaluation run; else ``finished``.
+        Nothing to do if it is closed already (the user's own error then goes on unchanged)."""
+        if self._closed:
+            return
         if error is not None:
             self.log_event("exception", **lifecycle.describe(error))
         elif exit_code not in (None, 0):

@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 import pytest
+import torch
 
 from runhistory_sql import RunHistorySQLError, SQLRunHistory
 from tests.helpers import dump, query
@@ -55,14 +56,27 @@ def _no_constants(name: str) -> Any:
 
 def test_log_event_payloads_are_always_valid_json(url: str) -> None:
     with SQLRunHistory(url, run_name="nan") as history:
-        history.log_event("fine", lr=0.1)
-        try:
-            history.log_event("lr_change", lr=float("nan"), top=float("inf"))
-        except TypeError:
-            pass  # refusing it at the call site is as good as storing it as valid JSON
+        history.log_event("fine", lr=0.1, loss=torch.tensor(0.5))
+        history.log_event("lr_change", lr=float("nan"), top=float("inf"), loss=torch.tensor(0.5))
 
-    stored = [(kind, json.loads(payload, parse_constant=_no_constants)) for kind, payload in query(url, "SELECT kind, payload FROM v_events")]
-    assert ("fine", {"lr": 0.1}) in stored
+    stored = [
+        (kind, json.loads(payload, parse_constant=_no_constants))
+        for kind, payload in query(url, "SELECT kind, payload FROM v_events ORDER BY event_id")
+    ]
+    # a tensor is stored the same way with or without a NaN beside it
+    assert stored == [
+        ("fine", {"lr": 0.1, "loss": 0.5}),
+        ("lr_change", {"lr": "NaN", "top": "Infinity", "loss": 0.5}),
+    ]
+
+
+def test_an_error_inside_the_with_block_survives_an_early_close(url: str) -> None:
+    with pytest.raises(KeyError, match="mine"):
+        with SQLRunHistory(url, run_name="early") as history:
+            history.close()
+            raise KeyError("mine")
+
+    assert query(url, "SELECT status FROM v_runs") == [("finished",)]
 
 
 def test_recording_into_a_closed_history_is_an_error(url: str) -> None:
