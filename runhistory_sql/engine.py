@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from .errors import DatabaseUnavailableError, DatabaseURLError
+from .errors import DatabaseURLError, unreachable
 
 ENV_VAR = "RUNHISTORY_SQL_URL"
 DEFAULT_URL = "sqlite:///runhistory.db"
@@ -224,16 +224,12 @@ def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwar
 
 
 def report_unreachable(engine: Engine, shown: str) -> None:
-    """Make a failure to connect through ``engine`` raise :class:`DatabaseUnavailableError`
+    """Make a failure to connect through ``engine`` raise :class:`~.errors.DatabaseUnavailableError`
     naming ``shown`` (the masked URL) and the fix, instead of a driver error."""
 
     def handler(context: Any) -> None:
         if context.connection is None and isinstance(context.sqlalchemy_exception, OperationalError):
-            cause = (str(context.original_exception).strip().splitlines() or ["cannot connect"])[0]
-            raise DatabaseUnavailableError(
-                f"Cannot reach database {shown}: {cause}. Check that the server is running "
-                "and the URL and credentials are right."
-            ) from context.original_exception
+            raise unreachable(shown, context.original_exception) from context.original_exception
 
     event.listen(engine, "handle_error", handler)
 

@@ -5,6 +5,24 @@ Each message names the thing that is wrong and the fix.
 from __future__ import annotations
 
 
+def brief(error: BaseException | None) -> str:
+    """The first line of an error's message: of the driver's own error for a SQLAlchemy one
+    (whose message runs to several lines and names its class)."""
+    if error is None:
+        return ""
+    cause = getattr(error, "orig", None) or error
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
+def unreachable(shown_url: str, cause: BaseException) -> "DatabaseUnavailableError":
+    """The error for a database that cannot be reached or used, naming it (``shown_url``,
+    masked), the driver's first line, and the fix."""
+    return DatabaseUnavailableError(
+        f"Cannot use database {shown_url}: {brief(cause)}. Check that the server is running "
+        "and the URL and credentials are right."
+    )
+
+
 class RunHistorySQLError(Exception):
     """Base class of every error runhistory-sql raises on purpose."""
 

@@ -28,7 +28,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 from sqlalchemy import Connection
 
 from .engine import fetch_raw, placeholder
-from .errors import ExportError, MissingExtraError
+from .errors import ExportError, MissingExtraError, brief
 from .frames import series_query
 from .schema import SPECIAL_NAN, SPECIAL_NEG_ZERO, series
 from .store import RunStore
@@ -108,8 +108,7 @@ def _write(conn: Connection, found: Sequence[Any], path: Path, writer_class: typ
     except OSError as e:
         raise ExportError(f"Cannot write {path}: {e.strerror or e}.") from e
     except conn.dialect.loaded_dbapi.Error as e:  # the raw driver's own errors (fetch_raw)
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ExportError(f"Reading the points for {path} failed: {first}") from e
+        raise ExportError(f"Reading the points for {path} failed: {brief(e)}") from e
     finally:
         part.unlink(missing_ok=True)
     return done

@@ -24,10 +24,10 @@ from . import lifecycle
 from . import apply as w
 from .apply import Cursor
 from .checks import check_arguments, check_no_nul
-from .writer import Writer, brief
+from .writer import Writer
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
-from .errors import DatabaseUnavailableError, RunHistorySQLError
+from .errors import RunHistorySQLError, brief, unreachable
 from .migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
 from .runs import RunState, open_run
@@ -92,10 +92,7 @@ class SQLRunHistory(RunHistory):
             )
         except OperationalError as e:
             self._engine.dispose()
-            raise DatabaseUnavailableError(
-                f"Cannot use database {mask(self._engine.url)}: {brief(e.orig or e)}. Check that the "
-                "server is running and the URL and credentials are right."
-            ) from e
+            raise unreachable(mask(self._engine.url), e) from e
         except BaseException:
             self._engine.dispose()
             raise
@@ -334,7 +331,8 @@ class SQLRunHistory(RunHistory):
         finally:
             self._engine.dispose()
         if self.spill_path is not None:
-            print(f"runhistory-sql: the database was unreachable; pending points saved to {self.spill_path}. "
+            cause = f" ({self._writer.last_error_text})" if self._writer is not None and self._writer.last_error_text else ""
+            print(f"runhistory-sql: the database was unreachable{cause}; pending points saved to {self.spill_path}. "
                   f"Load them with: runhistory-sql import-spill {self.spill_path}", file=sys.stderr)
         return self.spill_path
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engine import make_engine, mask, report_unreachable, resolve_url
-from .errors import QueryError
+from .errors import QueryError, brief
 
 #: The keywords a reading statement starts with.
 READING_KEYWORDS = frozenset({"select", "with", "values", "table", "explain", "show", "pragma"})
@@ -115,7 +115,7 @@ _MULTIPLE_SIGNS = ("one statement at a time", "multiple commands")
 
 
 def _refused(error: Exception) -> QueryError:
-    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    message = brief(error)
     lowered = message.lower()
     if any(sign in lowered for sign in _MULTIPLE_SIGNS):
         return QueryError(

@@ -26,6 +26,7 @@ from . import spill
 from .apply import END, FLUSH, Cursor, Op, apply_batch, batch_landed
 from .clock import HEARTBEAT_S, now_ms
 from .engine import mask, writer_engine
+from .errors import brief
 
 log = logging.getLogger("runhistory_sql")
 
@@ -57,7 +58,6 @@ class Writer:
         self.max_queue = max_queue
         self._overflow: list[_Overflow] = []
         self.transactions = 0
-        self.spill_path: Path | None = None
         self._engine = writer_engine(engine)
         self._cursor = cursor
         self._interval = min(interval, heartbeat)
@@ -121,29 +121,19 @@ class Writer:
         self._abandoned = True
         self._urgent.set()
         self._wake.set()
-        self._thread.join(5.0)  # let an attempt in flight finish; its batch id guards a double
+        self._thread.join(5.0)  # let an attempt in flight end (one that ends after this rolls back)
         pending = list(self._retry[0]) if self._retry else []
         pending += self._overflowed_ops()  # never attempted, so safe to apply after the retry
         batch_id = self._retry[1] if self._retry else None
-        self.spill_path = spill.write(
+        return spill.write(
             self._cursor, pending, batch_id, list(self.queue), url=mask(self._engine.url),
             attempted=self._attempted,
         )
-        log.error(
-            "runhistory-sql: %s is unreachable (%s); its pending operations were saved to %s",
-            mask(self._engine.url), brief(self._error), self.spill_path,
-        )
-        return self.spill_path
 
     @property
     def last_error_text(self) -> str:
         """The first line of the last commit error, for one-line messages."""
         return brief(self._error)
-
-    @property
-    def last_error(self) -> BaseException | None:
-        """The error of the last failed commit, or ``None`` after a successful one."""
-        return self._error
 
     # -- the thread's side ---------------------------------------------------------------
 
@@ -235,11 +225,6 @@ class Writer:
 
 class _Abandoned(Exception):
     """The batch was spilled by ``close()`` while this attempt was still running."""
-
-
-def brief(error: BaseException | None) -> str:
-    """The first line of an error's message (SQLAlchemy's run to several)."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0] if error is not None else ""
 
 
 class _Overflow:

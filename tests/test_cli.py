@@ -115,6 +115,6 @@ def test_an_unreachable_server_is_one_line_with_the_password_masked(run, command
     result = run(*command, "--url", f"postgresql://user:s3cret@127.0.0.1:{port}/runs")
 
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: Cannot reach database postgresql://user:***@127.0.0.1:{port}/runs: ")
+    assert result.output.startswith(f"Error: Cannot use database postgresql://user:***@127.0.0.1:{port}/runs: ")
     assert result.output.endswith("Check that the server is running and the URL and credentials are right.\n")
     assert "s3cret" not in result.output and result.output.count("\n") == 1

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..engine import make_engine, mask
-from ..errors import RunHistorySQLError
+from ..errors import RunHistorySQLError, brief
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,9 +28,7 @@ def one_line_errors(func: F) -> F:
         except RunHistorySQLError as e:
             raise click.ClickException(str(e)) from e
         except SQLAlchemyError as e:
-            cause = getattr(e, "orig", None) or e
-            first = (str(cause).splitlines() or [type(cause).__name__])[0]
-            raise click.ClickException(f"Database error: {first}") from e
+            raise click.ClickException(f"Database error: {brief(e)}") from e
 
     return wrapper  # type: ignore[return-value]
 
