@@ -37,7 +37,7 @@ def delete_run(engine: Engine, run_id: int) -> dict[str, int]:
 
 
 def _refuse_if_held(row: Any) -> None:
-    if any(h.is_writer and h._uuid == row.uuid for h in lifecycle.open_histories()):
+    if row.uuid in lifecycle.held_uuids():
         raise RunInUseError(
             f"Run {row.name!r} is open for writing in this process. close() its SQLRunHistory "
             "first, then delete it."

@@ -78,16 +78,15 @@ class SQLRunHistory(RunHistory):
         check_arguments(experiment, run_name, resume, tags, flush_interval, heartbeat_interval)
         self._engine: Engine = make_engine(url)
         try:
-            self._is_writer = world_process_index() == 0
-            if self._is_writer:
+            writes = world_process_index() == 0
+            if writes:
                 ensure_schema(self._engine, auto_upgrade=auto_upgrade)
                 readable = True
             else:  # other ranks never write, not even to create the schema
                 readable = wait_for_schema(self._engine, auto_upgrade=auto_upgrade)
-            held_here = {h._uuid for h in lifecycle.open_histories() if h.is_writer and h._uuid is not None}
             state = open_run(
-                self._engine, experiment, run_name, resume, tags or {}, writer=self._is_writer,
-                held_here=held_here, stale_after_ms=int(heartbeat_interval * STALE_AFTER_BEATS * 1000),
+                self._engine, experiment, run_name, resume, tags or {}, writer=writes,
+                held_here=lifecycle.held_uuids(), stale_after_ms=int(heartbeat_interval * STALE_AFTER_BEATS * 1000),
                 readable=readable,
             )
         except OperationalError as e:
@@ -102,7 +101,7 @@ class SQLRunHistory(RunHistory):
         self.spill_path: Path | None = None
         self._writer: Writer | None = None
         self._queue: Any = None
-        if self._is_writer and state.run_id is not None:
+        if writes and state.run_id is not None:
             tokens = {self._m[name][2]: series_id for name, (series_id, _, _) in state.series.items()}
             cursor = Cursor(
                 state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats,

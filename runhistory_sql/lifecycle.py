@@ -48,8 +48,10 @@ def unregister(history: Closable) -> None:
     _open.discard(history)
 
 
-def open_histories() -> list[Any]:
-    return list(_open)
+def held_uuids() -> set[str]:
+    """The uuids of the runs this process holds open for writing (the pid check that tells a
+    live holder from a dead one cannot see these: the pid is this process's own)."""
+    return {h._uuid for h in _open if h.is_writer}
 
 
 def describe(error: BaseException) -> dict[str, Any]:
