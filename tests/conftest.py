@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import Engine
@@ -114,3 +114,14 @@ def trained_any(request: pytest.FixtureRequest, trained_url: str) -> str:
     if request.param == "sqlite":
         return trained_url
     return str(request.getfixturevalue("trained_pg_database"))
+
+
+@pytest.fixture
+def run() -> Any:
+    """``run(*args, input=None)``: the runhistory-sql command, in-process (click's CliRunner)."""
+    from click.testing import CliRunner
+
+    from runhistory_sql.cli import main
+
+    runner = CliRunner()
+    return lambda *args, input=None: runner.invoke(main, list(args), input=input, catch_exceptions=False)

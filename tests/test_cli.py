@@ -9,12 +9,6 @@ from runhistory_sql import migrate
 from runhistory_sql.cli import iter_commands, main
 
 
-@pytest.fixture
-def run():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
-
-
 @pytest.mark.parametrize("path", list(iter_commands(main)))
 def test_every_command_has_help_with_an_example(run, path):
     result = run(*path, "--help")

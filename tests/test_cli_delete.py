@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 from helpers import dump, query
 from tracking_support import execute
 
 from runhistory_sql import SQLRunHistory
-from runhistory_sql.cli import main
 from runhistory_sql.clock import now_ms
 
 BASELINE = "run 'baseline' (id 1, experiment 'cli', finished)"
 ASKED = f"This deletes {BASELINE}: 7 points, 2 configs, 7 events, 2 stages.\nDelete it? This cannot be undone [y/N]: "
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-    return lambda *args, input=None: runner.invoke(main, list(args), input=input, catch_exceptions=False)
 
 
 @pytest.fixture

@@ -9,22 +9,14 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 from helpers import query, same
 
 from runhistory_sql import RunStore, SQLRunHistory
 from runhistory_sql import export as export_module
-from runhistory_sql.cli import main
 from runhistory_sql.cli.export import PROGRESS_FROM, ProgressBar
 from runhistory_sql.export import COLUMNS, export_points
 
 ODD_VALUES = [1.5, math.nan, math.inf, -math.inf, -0.0, 0.0, {"top1": 0.5, "labels": ["a", "b"]}, "text"]
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.fixture

@@ -11,21 +11,13 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from runhistory_sql.cli import main
 from runhistory_sql.plot import (
     EVENT_STYLES, RUN_COLOURS, Curve, default_title, epoch_positions, panels, seq_position,
 )
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
 
 
 def pixels(path, colour):

@@ -5,21 +5,13 @@ import json
 import math
 
 import pytest
-from click.testing import CliRunner
 from helpers import dump, is_postgres
 
 from runhistory_sql import SQLRunHistory
-from runhistory_sql.cli import main
 from runhistory_sql.query import first_keyword
 
 HINT = "Runs are recorded by SQLRunHistory; to remove one, use: runhistory-sql delete RUN"
 ALLOWED = "allowed: EXPLAIN, PRAGMA, SELECT, SHOW, TABLE, VALUES, WITH"
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
 
 
 def _record_odd_values(url: str) -> str:

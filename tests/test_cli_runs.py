@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
-from runhistory_sql import RunNotFoundError, RunStore, SQLRunHistory
-from runhistory_sql.cli import main
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
+from runhistory_sql import SQLRunHistory
 
 
 RUNS_TABLE = """\
@@ -45,21 +37,21 @@ def csv_of(*names: str) -> str:
     return CSV_HEADER + "".join(CSV_ROWS[name] for name in names)
 
 
-def test_can_list_runs_as_a_table(cli, trained_url):
-    result = cli("runs", "--url", trained_url)
+def test_can_list_runs_as_a_table(run, trained_url):
+    result = run("runs", "--url", trained_url)
 
     assert result.exit_code == 0
     assert result.output == RUNS_TABLE
 
 
-def test_can_list_runs_as_csv(cli, trained_any):
-    result = cli("runs", "--url", trained_any, "--format", "csv")
+def test_can_list_runs_as_csv(run, trained_any):
+    result = run("runs", "--url", trained_any, "--format", "csv")
 
     assert result.output == csv_of("baseline", "fast", "finetune", "resumed", "solo")
 
 
-def test_can_list_runs_as_json(cli, trained_any):
-    result = cli("runs", "--url", trained_any, "--format", "json", "--experiment", "other")
+def test_can_list_runs_as_json(run, trained_any):
+    result = run("runs", "--url", trained_any, "--format", "json", "--experiment", "other")
 
     assert result.output == """\
 [
@@ -81,14 +73,14 @@ def test_can_list_runs_as_json(cli, trained_any):
 """
 
 
-def test_can_sort_by_the_best_value_and_keep_the_first_few(cli, trained_any):
-    result = cli("runs", "--url", trained_any, "--format", "csv", "--sort", "eval_loss_epoch", "--limit", "3")
+def test_can_sort_by_the_best_value_and_keep_the_first_few(run, trained_any):
+    result = run("runs", "--url", trained_any, "--format", "csv", "--sort", "eval_loss_epoch", "--limit", "3")
 
     assert result.output == csv_of("fast", "resumed", "finetune")
 
 
-def test_can_sort_by_the_highest_value(cli, trained_url):
-    result = cli("runs", "--url", trained_url, "--format", "csv", "--sort", "train_loss_epoch:max", "-m", "train_loss_epoch")
+def test_can_sort_by_the_highest_value(run, trained_url):
+    result = run("runs", "--url", trained_url, "--format", "csv", "--sort", "train_loss_epoch:max", "-m", "train_loss_epoch")
 
     assert result.output == """\
 id,experiment,run,status,stages,epochs,started,duration_s,train_loss_epoch_last,train_loss_epoch_best
@@ -100,8 +92,8 @@ id,experiment,run,status,stages,epochs,started,duration_s,train_loss_epoch_last,
 """
 
 
-def test_runs_without_the_sort_metric_come_last_and_it_is_shown(cli, trained_url):
-    result = cli("runs", "--url", trained_url, "--format", "csv", "--sort", "evaluation_loss", "-m", "eval_loss_epoch")
+def test_runs_without_the_sort_metric_come_last_and_it_is_shown(run, trained_url):
+    result = run("runs", "--url", trained_url, "--format", "csv", "--sort", "evaluation_loss", "-m", "eval_loss_epoch")
 
     assert result.output.splitlines() == [
         "id,experiment,run,status,stages,epochs,started,duration_s,evaluation_loss_last,evaluation_loss_best,"
@@ -114,22 +106,22 @@ def test_runs_without_the_sort_metric_come_last_and_it_is_shown(cli, trained_url
     ]
 
 
-def test_can_filter_by_experiment_and_status(cli, trained_url):
-    cli_runs = cli("runs", "--url", trained_url, "--format", "csv", "-e", "cli", "--status", "finished")
-    none = cli("runs", "--url", trained_url, "--status", "running")
-    no_json = cli("runs", "--url", trained_url, "--status", "crashed", "--format", "json")
+def test_can_filter_by_experiment_and_status(run, trained_url):
+    cli_runs = run("runs", "--url", trained_url, "--format", "csv", "-e", "cli", "--status", "finished")
+    none = run("runs", "--url", trained_url, "--status", "running")
+    no_json = run("runs", "--url", trained_url, "--status", "crashed", "--format", "json")
 
     assert cli_runs.output == csv_of("baseline", "fast", "finetune", "resumed")
     assert none.output == "No runs found.\n"
     assert no_json.output == "[]\n"
 
 
-def test_a_live_run_is_listed_as_running(cli, trained_url):
+def test_a_live_run_is_listed_as_running(run, trained_url):
     with SQLRunHistory(trained_url, experiment="live", run_name="now") as history:
         history.update_metric("train_loss_epoch", 0.5)
         history.flush()
 
-        result = cli("runs", "--url", trained_url, "--format", "csv", "-e", "live", "--status", "running")
+        result = run("runs", "--url", trained_url, "--format", "csv", "-e", "live", "--status", "running")
 
     assert result.output.splitlines()[1].startswith("6,live,now,running,1,1,")
     assert result.output.splitlines()[1].endswith(",0.5,0.5")
@@ -144,15 +136,15 @@ def test_a_live_run_is_listed_as_running(cli, trained_url):
                                              "e.g. eval_loss_epoch, not 'eval_loss_epoch:best'.\n"),
     ],
 )
-def test_a_bad_metric_is_a_one_line_error(cli, trained_url, args, message):
-    result = cli("runs", "--url", trained_url, *args)
+def test_a_bad_metric_is_a_one_line_error(run, trained_url, args, message):
+    result = run("runs", "--url", trained_url, *args)
 
     assert result.exit_code == 1
     assert result.output == message
 
 
-def test_can_print_a_metric_history(cli, trained_url):
-    result = cli("history", "baseline", "eval_loss_epoch", "--url", trained_url)
+def test_can_print_a_metric_history(run, trained_url):
+    result = run("history", "baseline", "eval_loss_epoch", "--url", trained_url)
 
     assert result.exit_code == 0
     assert result.output == """\
@@ -167,14 +159,14 @@ eval_loss_epoch of run 1: baseline (experiment cli)
 """
 
 
-def test_can_print_a_history_as_csv_by_run_id_and_stage(cli, trained_any):
-    result = cli("history", "1", "evaluation_loss", "--stage", "2", "--url", trained_any, "--format", "csv")
+def test_can_print_a_history_as_csv_by_run_id_and_stage(run, trained_any):
+    result = run("history", "1", "evaluation_loss", "--stage", "2", "--url", trained_any, "--format", "csv")
 
     assert result.output == "seq,epoch,value,recorded_at\n0,1,2.8346128463745117,2026-11-01T10:00:00Z\n"
 
 
-def test_can_print_a_history_as_json(cli, trained_any):
-    result = cli("history", "resumed", "eval_loss_epoch", "-e", "cli", "--url", trained_any, "--format", "json")
+def test_can_print_a_history_as_json(run, trained_any):
+    result = run("history", "resumed", "eval_loss_epoch", "-e", "cli", "--url", trained_any, "--format", "json")
 
     assert result.output.startswith('[\n  {\n    "seq": 0,\n    "epoch": 1,\n    "value": 9.30870246887207,\n')
     assert result.output.endswith('    "seq": 4,\n    "epoch": 5,\n    "value": 0.7618725299835205,\n'
@@ -195,33 +187,16 @@ def test_can_print_a_history_as_json(cli, trained_any):
          "Its metrics: eval_loss_epoch, evaluation_loss, train_loss_epoch.\n"),
     ],
 )
-def test_an_unknown_run_or_metric_is_a_one_line_error(cli, trained_url, args, message):
-    result = cli("history", *args, "--url", trained_url)
+def test_an_unknown_run_or_metric_is_a_one_line_error(run, trained_url, args, message):
+    result = run("history", *args, "--url", trained_url)
 
     assert result.exit_code == 1
     assert result.output == message
 
 
-def test_a_name_in_two_experiments_needs_the_experiment(cli, trained_url):
+def test_the_experiment_chooses_among_runs_of_one_name(run, trained_url):
     SQLRunHistory(trained_url, experiment="other", run_name="fast").close()
 
-    ambiguous = cli("history", "fast", "eval_loss_epoch", "--url", trained_url)
-    chosen = cli("history", "fast", "eval_loss_epoch", "-e", "cli", "--url", trained_url, "--format", "csv")
+    chosen = run("history", "fast", "eval_loss_epoch", "-e", "cli", "--url", trained_url, "--format", "csv")
 
-    with RunStore(trained_url) as store, pytest.raises(RunNotFoundError) as raised:
-        store.run("fast")
-    assert ambiguous.exit_code == 1
-    assert ambiguous.output == f"Error: {raised.value}\n"
     assert chosen.output.startswith("seq,epoch,value,recorded_at\n0,1,0.2738293409347534,")
-
-
-@pytest.mark.parametrize("args", [
-    ("runs",), ("runs", "--format", "csv", "--sort", "eval_loss_epoch:max"), ("runs", "--format", "json"),
-    ("history", "finetune", "train_loss_epoch"), ("history", "4", "eval_loss_epoch", "--format", "json"),
-])
-def test_both_backends_print_the_same(cli, trained_url, trained_pg_database, args):
-    on_sqlite = cli(*args, "--url", trained_url)
-    on_postgres = cli(*args, "--url", trained_pg_database)
-
-    assert on_sqlite.exit_code == 0
-    assert on_postgres.output == on_sqlite.output

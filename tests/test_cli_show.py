@@ -5,17 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from runhistory_sql import RunNotFoundError, RunStore, SQLRunHistory
-from runhistory_sql.cli import main
+from runhistory_sql import SQLRunHistory
 from runhistory_sql.describe import config_differences, describe_event
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
 
 
 SHOW_BASELINE = """\
@@ -127,29 +119,29 @@ Events (5 epoch_end not shown)
 RESUMED_EVENT = "│ 2026-11-01 13:00:05 │ 1     │ 3     │ resumed            │ from epoch 3 (was finished), on trainer-1 pid 4242 │\n"
 
 
-def test_can_show_a_run_with_its_stages_configs_events_and_metrics(cli, trained_url):
-    result = cli("show", "baseline", "--url", trained_url)
+def test_can_show_a_run_with_its_stages_configs_events_and_metrics(run, trained_url):
+    result = run("show", "baseline", "--url", trained_url)
 
     assert result.exit_code == 0
     assert result.output == SHOW_BASELINE
 
 
-def test_show_lists_freezes_with_what_became_trainable(cli, trained_url):
-    result = cli("show", "3", "--url", trained_url)
+def test_show_lists_freezes_with_what_became_trainable(run, trained_url):
+    result = run("show", "3", "--url", trained_url)
 
     assert FINETUNE_EVENTS in result.output
 
 
-def test_show_lists_a_resume_with_its_epoch(cli, trained_url):
-    result = cli("show", "resumed", "-e", "cli", "--url", trained_url)
+def test_show_lists_a_resume_with_its_epoch(run, trained_url):
+    result = run("show", "resumed", "-e", "cli", "--url", trained_url)
 
     assert RESUMED_EVENT in result.output
 
 
-def test_show_says_when_there_are_no_configs_events_or_metrics(cli, trained_url):
+def test_show_says_when_there_are_no_configs_events_or_metrics(run, trained_url):
     SQLRunHistory(trained_url, experiment="bare", run_name="empty").close()
 
-    result = cli("show", "empty", "--url", trained_url)
+    result = run("show", "empty", "--url", trained_url)
 
     assert result.output.splitlines()[11:] == [
         "Stages: 1; no config snapshots (RunTrackingCallback records them).",
@@ -160,8 +152,8 @@ def test_show_says_when_there_are_no_configs_events_or_metrics(cli, trained_url)
     ]
 
 
-def test_can_show_a_run_as_json(cli, trained_any):
-    result = cli("show", "finetune", "--url", trained_any, "--format", "json")
+def test_can_show_a_run_as_json(run, trained_any):
+    result = run("show", "finetune", "--url", trained_any, "--format", "json")
 
     shown = json.loads(result.output)
     assert shown["run"] == {
@@ -185,15 +177,15 @@ def test_can_show_a_run_as_json(cli, trained_any):
     }
 
 
-def test_can_compare_runs_side_by_side(cli, trained_url):
-    result = cli("compare", "baseline", "fast", "--url", trained_url)
+def test_can_compare_runs_side_by_side(run, trained_url):
+    result = run("compare", "baseline", "fast", "--url", trained_url)
 
     assert result.exit_code == 0
     assert result.output == COMPARE_BASELINE_FAST
 
 
-def test_compare_says_when_configs_do_not_differ(cli, trained_url):
-    result = cli("compare", "resumed", "finetune", "-m", "eval_loss_epoch", "--url", trained_url)
+def test_compare_says_when_configs_do_not_differ(run, trained_url):
+    result = run("compare", "resumed", "finetune", "-m", "eval_loss_epoch", "--url", trained_url)
 
     assert result.output == """\
 Configs: no differences (latest train snapshot of each run).
@@ -208,8 +200,8 @@ Metrics
 """
 
 
-def test_can_compare_as_csv(cli, trained_any):
-    result = cli("compare", "1", "5", "-m", "eval_loss_epoch", "--url", trained_any, "--format", "csv")
+def test_can_compare_as_csv(run, trained_any):
+    result = run("compare", "1", "5", "-m", "eval_loss_epoch", "--url", trained_any, "--format", "csv")
 
     assert result.output == """\
 what,name,baseline,solo
@@ -221,8 +213,8 @@ last,eval_loss_epoch,2.834613084793091,9.03493595123291
 """
 
 
-def test_can_compare_as_json(cli, trained_any):
-    result = cli("compare", "fast", "solo", "-m", "train_loss_epoch", "--url", trained_any, "--format", "json")
+def test_can_compare_as_json(run, trained_any):
+    result = run("compare", "fast", "solo", "-m", "train_loss_epoch", "--url", trained_any, "--format", "json")
 
     assert json.loads(result.output) == {
         "runs": [
@@ -245,10 +237,10 @@ def test_can_compare_as_json(cli, trained_any):
     }
 
 
-def test_runs_of_the_same_name_are_told_apart(cli, trained_url):
+def test_runs_of_the_same_name_are_told_apart(run, trained_url):
     SQLRunHistory(trained_url, experiment="other", run_name="fast").close()
 
-    result = cli("compare", "2", "6", "--url", trained_url, "--format", "csv", "-m", "eval_loss_epoch")
+    result = run("compare", "2", "6", "--url", trained_url, "--format", "csv", "-m", "eval_loss_epoch")
 
     assert result.output.splitlines()[0] == "what,name,cli/fast,other/fast"
 
@@ -267,32 +259,35 @@ def test_runs_of_the_same_name_are_told_apart(cli, trained_url):
          "Error: There is no run named 'fast' in experiment 'other'. List them with: runhistory-sql runs\n"),
     ],
 )
-def test_errors_are_one_line(cli, trained_url, args, message):
-    result = cli(*args, "--url", trained_url)
+def test_errors_are_one_line(run, trained_url, args, message):
+    result = run(*args, "--url", trained_url)
 
     assert result.exit_code == 1
     assert result.output == message
 
 
-@pytest.mark.parametrize("command", ["show", "compare"])
-def test_an_ambiguous_name_is_the_stores_one_line_error(cli, trained_url, command):
+@pytest.mark.parametrize("args", [("show", "fast"), ("compare", "fast", "baseline"), ("history", "fast", "eval_loss_epoch")])
+def test_an_ambiguous_name_is_one_line_saying_how_to_choose(run, trained_url, args):
     SQLRunHistory(trained_url, experiment="other", run_name="fast").close()
 
-    result = cli(command, "fast", "baseline", "--url", trained_url) if command == "compare" else cli(command, "fast", "--url", trained_url)
+    result = run(*args, "--url", trained_url)
 
-    with RunStore(trained_url) as store, pytest.raises(RunNotFoundError) as raised:
-        store.run("fast")
     assert result.exit_code == 1
-    assert result.output == f"Error: {raised.value}\n"
+    assert result.output == (
+        "Error: 2 runs are named 'fast' (in experiments 'cli', 'other'); choose one with experiment= "
+        "(in the CLI: --experiment), or give the run id.\n"
+    )
 
 
 @pytest.mark.parametrize("args", [
+    ("runs",), ("runs", "--format", "csv", "--sort", "eval_loss_epoch:max"), ("runs", "--format", "json"),
+    ("history", "finetune", "train_loss_epoch"), ("history", "4", "eval_loss_epoch", "--format", "json"),
     ("show", "baseline"), ("show", "finetune", "--format", "json"), ("compare", "1", "2", "3", "4", "5"),
     ("compare", "baseline", "resumed", "--format", "json"),
 ])
-def test_both_backends_print_the_same(cli, trained_url, trained_pg_database, args):
-    on_sqlite = cli(*args, "--url", trained_url)
-    on_postgres = cli(*args, "--url", trained_pg_database)
+def test_both_backends_print_the_same(run, trained_url, trained_pg_database, args):
+    on_sqlite = run(*args, "--url", trained_url)
+    on_postgres = run(*args, "--url", trained_pg_database)
 
     assert on_sqlite.exit_code == 0
     assert on_postgres.output == on_sqlite.output
