@@ -103,7 +103,6 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("command", [("runs",), ("show", "baseline"), ("query", "SELECT 1")])
 def test_an_unreachable_server_is_one_line_with_the_password_masked(run, command):
-    pytest.importorskip("psycopg")
     port = _closed_port()
 
     result = run(*command, "--url", f"postgresql://user:s3cret@127.0.0.1:{port}/runs")

@@ -838,8 +838,6 @@ def test_points_recorded_after_close_are_refused_not_lost_silently(history, url)
 
 
 def test_an_unreachable_server_is_a_clear_error_without_the_password():
-    pytest.importorskip("psycopg")
-
     with pytest.raises(DatabaseUnavailableError) as raised:
         SQLRunHistory("postgresql://trainer:s3cret@127.0.0.1:1/runs")
 

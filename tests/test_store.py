@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -267,7 +268,6 @@ def rows_of(frame: Any) -> list[tuple[Any, ...]]:
 
 
 def test_can_read_histories_across_runs_as_a_data_frame(trained_any):
-    pd = pytest.importorskip("pandas")
 
     with RunStore(trained_any) as store:
         frame = store.frame(["fast", "baseline"], "eval_loss_epoch")
@@ -286,7 +286,6 @@ def test_can_read_histories_across_runs_as_a_data_frame(trained_any):
 
 
 def test_a_data_frame_has_the_same_columns_and_types_on_every_backend(trained_any):
-    pytest.importorskip("pandas")
 
     with RunStore(trained_any) as store:
         dtypes = {name: str(dtype) for name, dtype in store.frame().dtypes.items()}
@@ -300,7 +299,6 @@ def test_a_data_frame_has_the_same_columns_and_types_on_every_backend(trained_an
 
 
 def test_a_data_frame_can_be_filtered_by_experiment_and_stage(trained_any):
-    pytest.importorskip("pandas")
 
     with RunStore(trained_any) as store:
         everything = store.frame()
@@ -323,7 +321,6 @@ def test_a_data_frame_can_be_filtered_by_experiment_and_stage(trained_any):
 
 
 def test_a_data_frame_keeps_nan_signed_zeros_infinities_and_json_exact(url):
-    pd = pytest.importorskip("pandas")
     record(url, "odd", {"loss": [1.5, NAN, -0.0, 0.0, INF, -INF, {"f1": 0.5}, 2.5]})
 
     with RunStore(url) as store:
@@ -335,7 +332,6 @@ def test_a_data_frame_keeps_nan_signed_zeros_infinities_and_json_exact(url):
 
 
 def test_a_data_frame_and_a_summary_hold_only_the_effective_points_of_a_rewound_run(url):
-    pytest.importorskip("pandas")
     with SQLRunHistory(url, run_name="rewound") as h:
         for loss in (1.0, 2.0, 3.0):
             h.update_metric("loss", loss)
@@ -357,7 +353,6 @@ def test_a_data_frame_and_a_summary_hold_only_the_effective_points_of_a_rewound_
 
 
 def test_a_data_frame_of_an_unknown_run_names_it(trained_any):
-    pytest.importorskip("pandas")
 
     with RunStore(trained_any) as store, pytest.raises(RunNotFoundError, match="no run named 'nope'"):
         store.frame(["baseline", "nope"])
