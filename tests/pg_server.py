@@ -28,7 +28,8 @@ def find_binaries() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (just freed)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -46,7 +47,7 @@ class PostgresServer:
     def start(cls, bin_dir: Path) -> "PostgresServer":
         root = Path(tempfile.mkdtemp(prefix="rhsql-pg-"))
         root.chmod(0o755)
-        server = cls(bin_dir, root, _free_port())
+        server = cls(bin_dir, root, free_port())
         if os.geteuid() == 0:
             shutil.chown(root, "postgres")
         server._run("initdb", "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",

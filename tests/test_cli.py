@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from helpers import rows
+from pg_server import free_port
 
 from runhistory_sql import migrate
 from runhistory_sql.cli import iter_commands, main
@@ -93,17 +94,9 @@ def test_usage_errors_are_one_line_naming_the_help(args, message):
     assert (result.exit_code, result.output) == (2, message)
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:  # a port just freed: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("command", [("runs",), ("show", "baseline"), ("query", "SELECT 1")])
 def test_an_unreachable_server_is_one_line_with_the_password_masked(run, command):
-    port = _closed_port()
+    port = free_port()  # nothing listens there
 
     result = run(*command, "--url", f"postgresql://user:s3cret@127.0.0.1:{port}/runs")
 

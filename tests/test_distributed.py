@@ -16,7 +16,6 @@ and the launch would time out.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import is_postgres, query, same, script_env
+from tests.pg_server import free_port
 from tests.tracking_support import BACKENDS, backend_of, databases, finish
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +33,6 @@ METRICS = ["eval_loss_epoch", "train_loss_epoch"]
 LAUNCH_TIMEOUT_S = 180
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(folder: Path, url: str) -> subprocess.Popen[str]:
