@@ -132,6 +132,7 @@ def script_env() -> dict[str, str]:
         **os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
     }
-    for name in ("RUNHISTORY_SQL_URL", "RUNHISTORY_SQL_SPILL_DIR", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
+    launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    for name in ("RUNHISTORY_SQL_URL", "RUNHISTORY_SQL_SPILL_DIR", *launcher):
         env.pop(name, None)
     return env

@@ -41,10 +41,7 @@ def _start(folder: Path, url: str) -> subprocess.Popen[str]:
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
         str(SCRIPT), url, str(folder),
     ]
-    env = script_env()
-    for name in ("LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(name, None)
-    return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=folder, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture(scope="module")

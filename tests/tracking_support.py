@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,22 +11,10 @@ from typing import Any, Iterable
 
 import pytest
 
-from tests.helpers import is_postgres, query
+from tests.helpers import is_postgres, query, script_env
 
-ROOT = Path(__file__).resolve().parent.parent
 #: the longest a small script may take (importing torch costs ~2 s of it)
 PROCESS_TIMEOUT_S = 120
-
-
-def env() -> dict[str, str]:
-    """The environment of a child: this checkout importable, one thread, no inherited run settings."""
-    child = {
-        **os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    for name in ("RUNHISTORY_SQL_URL", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"):
-        child.pop(name, None)
-    return child
 
 
 def write_script(directory: Path, name: str, source: str) -> Path:
@@ -39,7 +26,7 @@ def write_script(directory: Path, name: str, source: str) -> Path:
 def start(script: Path, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
     """Start ``python script args...`` with stdout and stderr captured (and stdin piped if asked)."""
     return subprocess.Popen(
-        [sys.executable, str(script), *args], cwd=script.parent, env=env(), text=True,
+        [sys.executable, str(script), *args], cwd=script.parent, env=script_env(), text=True,
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
