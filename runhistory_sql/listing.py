@@ -98,7 +98,7 @@ def list_runs(
     :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the listed runs has
     """
     sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
-    listed = _read(engine, *_filter(experiment, status))
+    listed = _read(engine, *runs_filter(experiment, status))
     names = {metric for row in listed for metric in row.metrics}
     chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
     if sort_metric is not None and sort_metric not in chosen:
@@ -146,13 +146,21 @@ _RUNS_SQL = (
 )
 
 
-def _filter(experiment: str | None, status: str | None) -> tuple[str, dict[str, Any]]:
-    """A ``WHERE`` clause on ``v_runs`` and its values."""
+def runs_filter(
+    experiment: str | None = None, status: str | None = None, name_like: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A ``WHERE`` clause on ``v_runs`` (``""`` for no filter) and its bound values.
+
+    :param name_like: a SQL ``LIKE`` pattern on the run name
+    """
     parts, params = [], {}
     for column, value in (("experiment", experiment), ("status", status)):
         if value is not None:
             parts.append(f"{column} = :{column}")
             params[column] = value
+    if name_like is not None:
+        parts.append("run_name LIKE :name_like")
+        params["name_like"] = name_like
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 

@@ -9,6 +9,7 @@ from .deletion import delete_run
 from .engine import fetch_raw, make_engine, mask, placeholder, report_unreachable, resolve_url
 from .errors import RunHistorySQLError, RunNotFoundError
 from .frames import import_pandas, read_frame
+from .listing import runs_filter
 from .records import read_configs, read_events
 from .summaries import summarize
 from .values import decode
@@ -67,17 +68,9 @@ class RunStore:
 
         :param name_like: a SQL ``LIKE`` pattern on the run name, e.g. ``"resnet-%"``
         """
-        where, params = [], {}
-        for column, value in (("experiment", experiment), ("status", status)):
-            if value is not None:
-                where.append(f"{column} = :{column}")
-                params[column] = value
-        if name_like is not None:
-            where.append("run_name LIKE :name_like")
-            params["name_like"] = name_like
-        sql = "SELECT * FROM v_runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY run_id"
+        where, params = runs_filter(experiment, status, name_like)
         with self._engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(text(sql), params)]
+            return [dict(row._mapping) for row in conn.execute(text(f"SELECT * FROM v_runs{where} ORDER BY run_id"), params)]
 
     def run(self, name_or_id: str | int, experiment: str | None = None) -> dict[str, Any]:
         """Return one run by name (unique within an experiment) or id.
