@@ -88,6 +88,24 @@ BASELINE_SUMMARY = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("filters", "names"),
+    [
+        ({}, ["baseline", "fast", "finetune", "resumed", "solo"]),
+        ({"experiment": "cli"}, ["baseline", "fast", "finetune", "resumed"]),
+        ({"name_like": "f%"}, ["fast", "finetune"]),
+        ({"experiment": "other", "status": "finished"}, ["solo"]),
+        ({"status": "running"}, []),
+    ],
+)
+def test_can_list_runs_filtered(trained_any, filters, names):
+    with RunStore(trained_any) as store:
+        found = store.runs(**filters)
+
+    assert [run["run_name"] for run in found] == names
+    assert all(list(run) == list(VIEW_COLUMNS["v_runs"]) for run in found)
+
+
 def test_can_summarise_a_run_per_metric_in_its_latest_stage(trained_any):
     with RunStore(trained_any) as store:
         summary = store.summary("baseline")
