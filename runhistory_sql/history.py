@@ -233,7 +233,9 @@ class SQLRunHistory(RunHistory):
         the mirror and from ``v_metrics``, kept in the table (the trainer re-runs that epoch).
         """
         self._check_open()
-        if type(epoch) is not int or epoch < 0:
+        if type(epoch) is not int:
+            raise TypeError(f"The epoch must be a non-negative int, not {type(epoch).__name__} {epoch!r}.")
+        if epoch < 0:
             raise ValueError(f"The epoch must be a non-negative int, not {epoch!r}.")
         for entry in self._m.values():
             _truncate(entry, epoch)

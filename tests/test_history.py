@@ -610,8 +610,16 @@ def test_set_epoch_to_zero_rewinds_everything_as_the_trainer_may_ask(history):
 
 
 def test_set_epoch_below_zero_is_a_value_error(history):
-    with pytest.raises(ValueError, match="non-negative int"):
+    with pytest.raises(ValueError, match="non-negative int, not -1"):
         history._set_epoch(-1)
+
+    assert history.current_epoch == 1
+
+
+@pytest.mark.parametrize("epoch", ["3", 2.0, True, None])
+def test_set_epoch_to_something_else_than_an_int_is_a_type_error(history, epoch):
+    with pytest.raises(TypeError, match="The epoch must be a non-negative int, not "):
+        history._set_epoch(epoch)
 
     assert history.current_epoch == 1
 
