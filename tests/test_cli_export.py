@@ -79,7 +79,7 @@ def test_can_export_csv(run, trained_any, tmp_path):
     result = run("export", "baseline", "fast", "-o", str(out), "--url", trained_any)
 
     assert result.output == f"Exported 13 points of 2 runs to {out}\n"
-    assert out.read_text().splitlines()[1] == "cli,baseline,1,1,eval_loss_epoch,0,1,9.30870246887207,,2026-11-01T10:00:00.000Z"
+    assert out.read_text().splitlines()[1] == "cli,baseline,1,1,eval_loss_epoch,0,1,9.308703422546387,,2026-11-01T10:00:00.000Z"
     assert same(read_csv(out), with_iso_times(expected(trained_any, "baseline", "fast")))
 
 

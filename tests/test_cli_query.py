@@ -61,7 +61,7 @@ def test_can_print_csv_with_exact_values(run, trained_any):
 
     result = run("query", "--url", trained_any, "--format", "csv", sql)
 
-    assert result.output == "epoch,value\n1,9.30870246887207\n2,7.274295806884766\n3,2.834613084793091\n"
+    assert result.output == "epoch,value\n1,9.308703422546387\n2,7.274295330047607\n3,2.8346123695373535\n"
 
 
 def test_can_aggregate_to_json(run, trained_any):

@@ -13,10 +13,10 @@ RUNS_TABLE = """\
 ┃ id ┃ experiment ┃ run      ┃ status   ┃ stages ┃ epochs ┃ started             ┃ duration ┃ last            ┃ best            ┃ last             ┃ best             ┃
 ┡━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━┩
 │ 1  │ cli        │ baseline │ finished │ 2      │ 3      │ 2026-11-01 10:00:00 │ 3m 00s   │ 2.83461         │ 2.83461         │ 5.61037          │ 5.61037          │
-│ 2  │ cli        │ fast     │ finished │ 1      │ 3      │ 2026-11-01 11:00:00 │ 3m 00s   │ 0.109332        │ 0.109332        │ 0.0887936        │ 0.0887936        │
+│ 2  │ cli        │ fast     │ finished │ 1      │ 3      │ 2026-11-01 11:00:00 │ 3m 00s   │ 0.109332        │ 0.109332        │ 0.0887937        │ 0.0887937        │
 │ 3  │ cli        │ finetune │ finished │ 1      │ 5      │ 2026-11-01 12:00:00 │ 5m 00s   │ 1.02757         │ 1.02757         │ 0.748674         │ 0.748674         │
-│ 4  │ cli        │ resumed  │ finished │ 1      │ 5      │ 2026-11-01 13:00:00 │ 5m 00s   │ 0.761873        │ 0.761873        │ 0.608813         │ 0.608813         │
-│ 5  │ other      │ solo     │ finished │ 1      │ 1      │ 2026-11-01 14:00:00 │ 1m 00s   │ 9.03494         │ 9.03494         │ 11.3238          │ 11.3238          │
+│ 4  │ cli        │ resumed  │ finished │ 1      │ 5      │ 2026-11-01 13:00:00 │ 5m 00s   │ 0.761872        │ 0.761872        │ 0.608813         │ 0.608813         │
+│ 5  │ other      │ solo     │ finished │ 1      │ 1      │ 2026-11-01 14:00:00 │ 1m 00s   │ 9.03493         │ 9.03493         │ 11.3238          │ 11.3238          │
 └────┴────────────┴──────────┴──────────┴────────┴────────┴─────────────────────┴──────────┴─────────────────┴─────────────────┴──────────────────┴──────────────────┘
 """
 
@@ -25,11 +25,11 @@ CSV_HEADER = (
     "eval_loss_epoch_last,eval_loss_epoch_best,train_loss_epoch_last,train_loss_epoch_best\n"
 )
 CSV_ROWS = {
-    "baseline": "1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,2.834613084793091,2.834613084793091,5.610373020172119,5.610373020172119\n",
-    "fast": "2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,0.10933162271976471,0.10933162271976471,0.08879357576370239,0.08879357576370239\n",
-    "finetune": "3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,1.027567744255066,1.027567744255066,0.748674213886261,0.748674213886261\n",
-    "resumed": "4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,0.7618725299835205,0.7618725299835205,0.6088125109672546,0.6088125109672546\n",
-    "solo": "5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,9.03493595123291,9.03493595123291,11.323795318603516,11.323795318603516\n",
+    "baseline": "1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,2.8346123695373535,2.8346123695373535,5.610372543334961,5.610372543334961\n",
+    "fast": "2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,0.10933156311511993,0.10933156311511993,0.08879365026950836,0.08879365026950836\n",
+    "finetune": "3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,1.0275676250457764,1.0275676250457764,0.7486743927001953,0.7486743927001953\n",
+    "resumed": "4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,0.7618724703788757,0.7618724703788757,0.6088126301765442,0.6088126301765442\n",
+    "solo": "5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,9.034934997558594,9.034934997558594,11.323795318603516,11.323795318603516\n",
 }
 
 
@@ -64,8 +64,8 @@ def test_can_list_runs_as_json(run, trained_any):
     "epochs": 1,
     "started": "2026-11-01T14:00:00Z",
     "duration_s": 60.0,
-    "eval_loss_epoch_last": 9.03493595123291,
-    "eval_loss_epoch_best": 9.03493595123291,
+    "eval_loss_epoch_last": 9.034934997558594,
+    "eval_loss_epoch_best": 9.034934997558594,
     "train_loss_epoch_last": 11.323795318603516,
     "train_loss_epoch_best": 11.323795318603516
   }
@@ -84,11 +84,11 @@ def test_can_sort_by_the_highest_value(run, trained_url):
 
     assert result.output == """\
 id,experiment,run,status,stages,epochs,started,duration_s,train_loss_epoch_last,train_loss_epoch_best
-3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,0.748674213886261,11.495970726013184
-1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,5.610373020172119,11.459332466125488
-4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,0.6088125109672546,11.459332466125488
+3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,0.7486743927001953,11.495970726013184
+1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,5.610372543334961,11.459332466125488
+4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,0.6088126301765442,11.459332466125488
 5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,11.323795318603516,11.323795318603516
-2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,0.08879357576370239,3.8053600788116455
+2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,0.08879365026950836,3.8053603172302246
 """
 
 
@@ -98,11 +98,11 @@ def test_runs_without_the_sort_metric_come_last_and_it_is_shown(run, trained_url
     assert result.output.splitlines() == [
         "id,experiment,run,status,stages,epochs,started,duration_s,evaluation_loss_last,evaluation_loss_best,"
         "eval_loss_epoch_last,eval_loss_epoch_best",
-        "1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,2.8346128463745117,2.8346128463745117,2.834613084793091,2.834613084793091",
-        "2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,,,0.10933162271976471,0.10933162271976471",
-        "3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,,,1.027567744255066,1.027567744255066",
-        "4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,,,0.7618725299835205,0.7618725299835205",
-        "5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,,,9.03493595123291,9.03493595123291",
+        "1,cli,baseline,finished,2,3,2026-11-01T10:00:00Z,180.0,2.8346123695373535,2.8346123695373535,2.8346123695373535,2.8346123695373535",
+        "2,cli,fast,finished,1,3,2026-11-01T11:00:00Z,180.0,,,0.10933156311511993,0.10933156311511993",
+        "3,cli,finetune,finished,1,5,2026-11-01T12:00:00Z,300.0,,,1.0275676250457764,1.0275676250457764",
+        "4,cli,resumed,finished,1,5,2026-11-01T13:00:00Z,300.0,,,0.7618724703788757,0.7618724703788757",
+        "5,other,solo,finished,1,1,2026-11-01T14:00:00Z,60.0,,,9.034934997558594,9.034934997558594",
     ]
 
 
@@ -162,14 +162,14 @@ eval_loss_epoch of run 1: baseline (experiment cli)
 def test_can_print_a_history_as_csv_by_run_id_and_stage(run, trained_any):
     result = run("history", "1", "evaluation_loss", "--stage", "2", "--url", trained_any, "--format", "csv")
 
-    assert result.output == "seq,epoch,value,recorded_at\n0,1,2.8346128463745117,2026-11-01T10:00:00Z\n"
+    assert result.output == "seq,epoch,value,recorded_at\n0,1,2.8346123695373535,2026-11-01T10:00:00Z\n"
 
 
 def test_can_print_a_history_as_json(run, trained_any):
     result = run("history", "resumed", "eval_loss_epoch", "-e", "cli", "--url", trained_any, "--format", "json")
 
-    assert result.output.startswith('[\n  {\n    "seq": 0,\n    "epoch": 1,\n    "value": 9.30870246887207,\n')
-    assert result.output.endswith('    "seq": 4,\n    "epoch": 5,\n    "value": 0.7618725299835205,\n'
+    assert result.output.startswith('[\n  {\n    "seq": 0,\n    "epoch": 1,\n    "value": 9.308703422546387,\n')
+    assert result.output.endswith('    "seq": 4,\n    "epoch": 5,\n    "value": 0.7618724703788757,\n'
                                   '    "recorded_at": "2026-11-01T13:00:04Z"\n  }\n]\n')
 
 
@@ -199,4 +199,4 @@ def test_the_experiment_chooses_among_runs_of_one_name(run, trained_url):
 
     chosen = run("history", "fast", "eval_loss_epoch", "-e", "cli", "--url", trained_url, "--format", "csv")
 
-    assert chosen.output.startswith("seq,epoch,value,recorded_at\n0,1,0.2738293409347534,")
+    assert chosen.output.startswith("seq,epoch,value,recorded_at\n0,1,0.2738294303417206,")

@@ -96,8 +96,8 @@ Metrics
 ┡━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━┩
 │ eval_loss_epoch  │ best (min) │ 2.83461 (epoch 3) │ 0.109332 (epoch 3)  │
 │                  │ last       │ 2.83461           │ 0.109332            │
-│ train_loss_epoch │ best (min) │ 5.61037 (epoch 3) │ 0.0887936 (epoch 3) │
-│                  │ last       │ 5.61037           │ 0.0887936           │
+│ train_loss_epoch │ best (min) │ 5.61037 (epoch 3) │ 0.0887937 (epoch 3) │
+│                  │ last       │ 5.61037           │ 0.0887937           │
 └──────────────────┴────────────┴───────────────────┴─────────────────────┘
 """
 
@@ -172,8 +172,8 @@ def test_can_show_a_run_as_json(run, trained_any):
     ]
     assert shown["events"][0]["payload"]["trainable_numel"] == 1089
     assert shown["metrics"][0] == {
-        "metric": "eval_loss_epoch", "stage": 1, "count": 5, "last": 1.027567744255066, "min": 1.027567744255066,
-        "max": 9.399500846862793, "goal": "min", "best": 1.027567744255066, "best_epoch": 5,
+        "metric": "eval_loss_epoch", "stage": 1, "count": 5, "last": 1.0275676250457764, "min": 1.0275676250457764,
+        "max": 9.399500846862793, "goal": "min", "best": 1.0275676250457764, "best_epoch": 5,
     }
 
 
@@ -194,8 +194,8 @@ Metrics
 ┏━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
 ┃ metric          ┃            ┃ resumed            ┃ finetune          ┃
 ┡━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
-│ eval_loss_epoch │ best (min) │ 0.761873 (epoch 5) │ 1.02757 (epoch 5) │
-│                 │ last       │ 0.761873           │ 1.02757           │
+│ eval_loss_epoch │ best (min) │ 0.761872 (epoch 5) │ 1.02757 (epoch 5) │
+│                 │ last       │ 0.761872           │ 1.02757           │
 └─────────────────┴────────────┴────────────────────┴───────────────────┘
 """
 
@@ -207,9 +207,9 @@ def test_can_compare_as_csv(run, trained_any):
 what,name,baseline,solo
 config,num_epochs,3,1
 config,max_num_train_steps,49,17
-best,eval_loss_epoch,2.834613084793091,9.03493595123291
+best,eval_loss_epoch,2.8346123695373535,9.034934997558594
 best_epoch,eval_loss_epoch,3,1
-last,eval_loss_epoch,2.834613084793091,9.03493595123291
+last,eval_loss_epoch,2.8346123695373535,9.034934997558594
 """
 
 
@@ -231,7 +231,7 @@ def test_can_compare_as_json(run, trained_any):
             ]
         ],
         "metrics": [{"metric": "train_loss_epoch", "goal": "min", "values": {
-            "fast": {"best": 0.08879357576370239, "best_epoch": 3, "last": 0.08879357576370239, "stage": 1, "count": 3},
+            "fast": {"best": 0.08879365026950836, "best_epoch": 3, "last": 0.08879365026950836, "stage": 1, "count": 3},
             "solo": {"best": 11.323795318603516, "best_epoch": 1, "last": 11.323795318603516, "stage": 1, "count": 1},
         }}],
     }

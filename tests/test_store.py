@@ -79,12 +79,12 @@ def test_can_tell_the_goal_of_a_metric_from_its_name(metric, goal):
 # -- summary --------------------------------------------------------------------------------
 
 BASELINE_SUMMARY = [
-    {"metric": "eval_loss_epoch", "stage": 1, "count": 3, "last": 2.834613084793091, "min": 2.834613084793091,
-     "max": 9.30870246887207, "goal": "min", "best": 2.834613084793091, "best_epoch": 3},
-    {"metric": "evaluation_loss", "stage": 2, "count": 1, "last": 2.8346128463745117, "min": 2.8346128463745117,
-     "max": 2.8346128463745117, "goal": "min", "best": 2.8346128463745117, "best_epoch": 1},
-    {"metric": "train_loss_epoch", "stage": 1, "count": 3, "last": 5.610373020172119, "min": 5.610373020172119,
-     "max": 11.459332466125488, "goal": "min", "best": 5.610373020172119, "best_epoch": 3},
+    {"metric": "eval_loss_epoch", "stage": 1, "count": 3, "last": 2.8346123695373535, "min": 2.8346123695373535,
+     "max": 9.308703422546387, "goal": "min", "best": 2.8346123695373535, "best_epoch": 3},
+    {"metric": "evaluation_loss", "stage": 2, "count": 1, "last": 2.8346123695373535, "min": 2.8346123695373535,
+     "max": 2.8346123695373535, "goal": "min", "best": 2.8346123695373535, "best_epoch": 1},
+    {"metric": "train_loss_epoch", "stage": 1, "count": 3, "last": 5.610372543334961, "min": 5.610372543334961,
+     "max": 11.459332466125488, "goal": "min", "best": 5.610372543334961, "best_epoch": 3},
 ]
 
 
@@ -119,8 +119,8 @@ def test_summary_of_a_resumed_run_counts_its_effective_points(trained_any):
         summary = store.summary("resumed", experiment="cli")
 
     assert [(s["metric"], s["count"], s["best"], s["best_epoch"], s["last"]) for s in summary] == [
-        ("eval_loss_epoch", 5, 0.7618725299835205, 5, 0.7618725299835205),
-        ("train_loss_epoch", 5, 0.6088125109672546, 5, 0.6088125109672546),
+        ("eval_loss_epoch", 5, 0.7618724703788757, 5, 0.7618724703788757),
+        ("train_loss_epoch", 5, 0.6088126301765442, 5, 0.6088126301765442),
     ]
 
 
@@ -129,8 +129,8 @@ def test_summary_can_be_told_the_goal_of_a_metric(trained_any):
         summary = store.summary(2, goals={"eval_loss_epoch": "max"})
 
     assert [(s["metric"], s["goal"], s["best"], s["best_epoch"]) for s in summary] == [
-        ("eval_loss_epoch", "max", 0.2738293409347534, 1),
-        ("train_loss_epoch", "min", 0.08879357576370239, 3),
+        ("eval_loss_epoch", "max", 0.2738294303417206, 1),
+        ("train_loss_epoch", "min", 0.08879365026950836, 3),
     ]
 
 
@@ -294,12 +294,12 @@ def test_can_read_histories_across_runs_as_a_data_frame(trained_any):
         return pd.Timestamp(at(hour, 0, second))
 
     assert rows_of(frame) == [
-        ("cli", "baseline", 1, 1, "eval_loss_epoch", 0, 1, 9.30870246887207, ts(10, 0)),
-        ("cli", "baseline", 1, 1, "eval_loss_epoch", 1, 2, 7.274295806884766, ts(10, 1)),
-        ("cli", "baseline", 1, 1, "eval_loss_epoch", 2, 3, 2.834613084793091, ts(10, 2)),
-        ("cli", "fast", 2, 1, "eval_loss_epoch", 0, 1, 0.2738293409347534, ts(11, 0)),
-        ("cli", "fast", 2, 1, "eval_loss_epoch", 1, 2, 0.11056573688983917, ts(11, 1)),
-        ("cli", "fast", 2, 1, "eval_loss_epoch", 2, 3, 0.10933162271976471, ts(11, 2)),
+        ("cli", "baseline", 1, 1, "eval_loss_epoch", 0, 1, 9.308703422546387, ts(10, 0)),
+        ("cli", "baseline", 1, 1, "eval_loss_epoch", 1, 2, 7.274295330047607, ts(10, 1)),
+        ("cli", "baseline", 1, 1, "eval_loss_epoch", 2, 3, 2.8346123695373535, ts(10, 2)),
+        ("cli", "fast", 2, 1, "eval_loss_epoch", 0, 1, 0.2738294303417206, ts(11, 0)),
+        ("cli", "fast", 2, 1, "eval_loss_epoch", 1, 2, 0.11056560277938843, ts(11, 1)),
+        ("cli", "fast", 2, 1, "eval_loss_epoch", 2, 3, 0.10933156311511993, ts(11, 2)),
     ]
 
 
@@ -331,10 +331,10 @@ def test_a_data_frame_can_be_filtered_by_experiment_and_stage(trained_any):
         ("solo", "eval_loss_epoch"): 1, ("solo", "train_loss_epoch"): 1,
     }
     assert rows_of(other[["run_name", "metric", "value"]]) == [
-        ("solo", "eval_loss_epoch", 9.03493595123291), ("solo", "train_loss_epoch", 11.323795318603516),
+        ("solo", "eval_loss_epoch", 9.034934997558594), ("solo", "train_loss_epoch", 11.323795318603516),
     ]
     assert rows_of(second[["run_name", "stage", "metric", "epoch", "value"]]) == [
-        ("baseline", 2, "evaluation_loss", 1, 2.8346128463745117),
+        ("baseline", 2, "evaluation_loss", 1, 2.8346123695373535),
     ]
 
 

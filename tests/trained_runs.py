@@ -16,10 +16,18 @@ Times: run i (by id) starts at 2026-11-01 10:00:00 UTC + i hours and ends 1 minu
 ``epoch_end`` event later; point k of a series is recorded k seconds after its run started; configs and events are
 1 s apart in id order. Host ``trainer-1``, pid 4242 (also in ``resumed`` events), and uuids
 ``00000000-0000-4000-8000-<id, 12 digits>``.
+
+The values are pinned by the tests, so they must not depend on the CPU: ``build`` trains in a child
+process whose torch and MKL use portable kernels only (``PORTABLE_ENV``: no AVX2/AVX-512 code
+paths, one thread), so every x86-64 machine computes the same floats.
 """
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 from pytorch_accelerated.finetuning import ModelFreezer  # noqa: F401  (the base of the tracked one)
@@ -39,8 +47,34 @@ def _train(trainer, epochs: int, batch: int, **kwargs) -> None:
     trainer.train(train_dataset=train_ds, eval_dataset=eval_ds, num_epochs=epochs, per_device_batch_size=batch, **kwargs)
 
 
+# Read once, when the libraries load: so they are set in a fresh process, not in the test session.
+# ATen's generic kernels (they also pick torch.randn's scalar path), MKL's conditional numerical
+# reproducibility on its SSE2 branch, glibc's libm without its FMA variants, and one thread so
+# that no sum is split by the thread count. Without the first two the values change with the CPU.
+PORTABLE_ENV = {
+    "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+    "ONEDNN_MAX_CPU_ISA": "SSE41", "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA",
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+}
+
+
 def build(url: str) -> None:
-    """Record the runs described above in ``url`` (which should be empty)."""
+    """Record the runs described above in ``url`` (which should be empty), in a child process
+    with ``PORTABLE_ENV`` whatever the caller's environment."""
+    from helpers import script_env
+
+    here = Path(__file__).resolve().parent
+    env = {**script_env(), **PORTABLE_ENV}
+    env["PYTHONPATH"] = os.pathsep.join([str(here), env["PYTHONPATH"]])
+    code = "import sys, trained_runs; trained_runs.build_here(sys.argv[1])"
+    done = subprocess.run([sys.executable, "-c", code, url], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"building the trained runs failed:\n{done.stderr}")
+
+
+def build_here(url: str) -> None:
+    """Record the runs in this process (``build`` calls it in a portable child process)."""
+    torch.set_num_threads(1)
     with SQLRunHistory(url, experiment="cli", run_name="baseline") as h:
         trainer = make_trainer(make_model(0), h, callbacks=[RunTrackingCallback()], lr=0.01)
         _train(trainer, 3, 32)
