@@ -95,7 +95,7 @@ def test_can_export_json_lines(run, trained_any, tmp_path):
 def test_can_export_parquet(run, trained_any, tmp_path):
     out = tmp_path / "runs.parquet"
 
-    result = run("export", "1", "solo", "-o", str(out), "--url", trained_any)
+    result = run("export", "id:1", "solo", "-o", str(out), "--url", trained_any)
 
     assert result.output == f"Exported 9 points of 2 runs to {out}\n"
     assert same(read_parquet(out), expected(trained_any, "baseline", "solo"))
