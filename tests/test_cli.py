@@ -107,6 +107,12 @@ def test_demo_trains_records_and_shows_a_query(run, db_url, db_path):
         (("history",), "Error: Missing argument 'RUN'. (see: runhistory-sql history --help)\n"),
         (("nosuch",), "Error: No such command 'nosuch'. (see: runhistory-sql --help)\n"),
         (("db", "current", "a", "b"), "Error: Got unexpected extra argument (b) (see: runhistory-sql db current --help)\n"),
+        (("--url", "sqlite:///x.db", "runs", "--format", "csv"),
+         "Error: --url goes after the command: runhistory-sql runs --format csv --url URL (see: runhistory-sql --help)\n"),
+        (("--url=postgresql://u:s3cret@h/db", "show", "baseline"),
+         "Error: --url goes after the command: runhistory-sql show baseline --url URL (see: runhistory-sql --help)\n"),
+        (("--url", "sqlite:///x.db"),
+         "Error: --url goes after the command: runhistory-sql COMMAND --url URL (see: runhistory-sql --help)\n"),
     ],
 )
 def test_usage_errors_are_one_line_naming_the_help(args, message):
