@@ -196,6 +196,13 @@ def test_errors_are_one_line_and_leave_no_file(run, trained_url, tmp_path, args,
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["x.csv", "x.jsonl", "x.parquet"])
+def test_a_path_that_cannot_be_written_is_named_as_given(run, trained_url, name):
+    result = run("export", "baseline", "-o", f"/sys/{name}", "--url", trained_url)  # sysfs: no new files, even for root
+
+    assert (result.exit_code, result.output) == (1, f"Error: Cannot write /sys/{name}: Permission denied.\n")
+
+
 def test_a_failed_export_keeps_the_old_file(run, trained_url, tmp_path):
     out = tmp_path / "runs.csv"
     out.write_text("precious\n")
