@@ -10,7 +10,7 @@ import sqlite3
 import time
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -48,6 +48,8 @@ def mask(url: str | URL) -> str:
     hidden = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
     if hidden:
         parsed = parsed.update_query_dict(hidden)
+    if parsed.host and "@" in parsed.host:  # the password had an unencoded "@": its tail is no host
+        parsed = parsed.set(host=parsed.host.rpartition("@")[2])
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
@@ -69,12 +71,22 @@ def _parse(url: str) -> URL:
             "postgresql+psycopg://user@host/dbname."
         )
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
         raise DatabaseURLError(
             f"Could not parse database URL {_mask_text(url)!r}. Use e.g. sqlite:///runs.db or "
             "postgresql+psycopg://user@host/dbname."
         ) from e
+    backend, plus, driver = parsed.drivername.partition("+")
+    if backend == "postgres":  # what libpq, psql and most tools accept for PostgreSQL
+        parsed = parsed.set(drivername=f"postgresql{plus}{driver}")
+    if parsed.host and "@" in parsed.host:
+        raise DatabaseURLError(
+            f"The user name or password in database URL {mask(parsed)} has an '@' that is not "
+            "percent-encoded, so its tail reads as the host. Write each '@' in it as %40 "
+            "(e.g. postgresql://user:s3cr%40t@host/dbname)."
+        )
+    return parsed
 
 
 def _check_sqlite_path(parsed: URL, shown: str) -> None:
@@ -170,8 +182,8 @@ def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwar
     """Create an engine for ``url`` (resolved as :func:`resolve_url` says), checked and tuned.
 
     SQLite gets WAL journaling, ``synchronous=NORMAL``, a busy timeout and foreign keys.
-    PostgreSQL (``postgresql://`` means psycopg 3) gets a pool of at most 2 connections with
-    pre-ping, and a 10 s connect timeout.
+    PostgreSQL (``postgresql://`` and ``postgres://`` mean psycopg 3) gets a pool of at most 2
+    connections with pre-ping, and a 10 s connect timeout. Other dialects are refused.
 
     With ``read_only=True`` the database refuses every write: SQLite opens the file with
     ``mode=ro`` (it must exist) and ``query_only``; PostgreSQL sessions default to read-only
@@ -186,6 +198,8 @@ def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwar
     text = resolve_url(url)
     parsed = _parse(text)
     shown = mask(parsed)
+    _check_supported(parsed, shown)
+    given = parsed  # before a read-only URL rewrites the file's name
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_path(parsed, shown)
         if read_only:
@@ -220,7 +234,47 @@ def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwar
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_read_only_listener if read_only else _sqlite_connect_listener)
         event.listen(engine, "begin", _sqlite_begin_listener)
+        event.listen(engine, "handle_error", _not_a_database_handler(given, shown))
     return engine
+
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+def _check_supported(parsed: URL, shown: str) -> None:
+    """Refuse a dialect other than SQLite and PostgreSQL before its driver is looked for."""
+    if parsed.get_backend_name() in SUPPORTED_BACKENDS:
+        return
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError as e:
+        raise DatabaseURLError(
+            f"Unknown database dialect {parsed.drivername!r} in URL {shown}. runhistory-sql supports "
+            "SQLite and PostgreSQL: use sqlite:///path.db or postgresql://user@host/dbname."
+        ) from e
+    raise DatabaseURLError(
+        f"runhistory-sql supports SQLite and PostgreSQL, not {parsed.get_backend_name()} (URL {shown}). "
+        "Use sqlite:///path.db or postgresql://user@host/dbname."
+    )
+
+
+def _not_a_database_handler(parsed: URL, shown: str) -> Callable[[Any], None]:
+    """A ``handle_error`` listener that turns SQLite's "file is not a database" (a text file, say)
+    into a :class:`DatabaseURLError` naming the file and the fix."""
+    database = parsed.database or ""
+    path = database if database.startswith("file:") else str(Path(database).expanduser().resolve())
+
+    def handler(context: Any) -> None:
+        error = context.original_exception
+        if isinstance(error, sqlite3.DatabaseError) and (
+            getattr(error, "sqlite_errorcode", None) == 26 or "file is not a database" in str(error)  # SQLITE_NOTADB
+        ):
+            raise DatabaseURLError(
+                f"The file {path} is not a SQLite database (URL {shown}). Point --url / "
+                f"${ENV_VAR} at a runhistory-sql database, or at a new file to create one there."
+            ) from error
+
+    return handler
 
 
 def report_unreachable(engine: Engine, shown: str) -> None:

@@ -106,12 +106,20 @@ def _write(conn: Connection, found: Sequence[Any], path: Path, writer_class: typ
                     progress(done, total)
         os.replace(part, path)
     except OSError as e:
-        raise ExportError(f"Cannot write {path}: {e.strerror or e}.") from e
+        raise ExportError(f"Cannot write {path}: {_reason(e, part, path)}.") from e
     except conn.dialect.loaded_dbapi.Error as e:  # the raw driver's own errors (fetch_raw)
         raise ExportError(f"Reading the points for {path} failed: {brief(e)}") from e
     finally:
         part.unlink(missing_ok=True)
     return done
+
+
+def _reason(error: OSError, part: Path, path: Path) -> str:
+    """Why writing failed, in words that name the user's file, not the temporary one beside it
+    (pyarrow puts its whole message, with the file name, in ``strerror``)."""
+    if error.errno:
+        return os.strerror(error.errno)
+    return str(error.strerror or error).replace(str(part), str(path))
 
 
 def _chunks(conn: Connection, series_id: int, created_ms: int) -> Iterator[list[Row]]:

@@ -85,11 +85,16 @@ class RunStore:
             where = f" in experiment {experiment!r}" if experiment else ""
             if not found:
                 what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
-                raise RunNotFoundError(f"There is no run {what}{where}. List them with: runhistory-sql runs")
-            experiments = ", ".join(sorted(repr(r["experiment"]) for r in found))
+                by_id = ""
+                if isinstance(name_or_id, str) and name_or_id.isascii() and name_or_id.isdigit():
+                    by_id = f" For the run with id {name_or_id}, give id:{name_or_id} (in Python: the int {name_or_id})."
+                raise RunNotFoundError(f"There is no run {what}{where}.{by_id} List them with: runhistory-sql runs")
+            found.sort(key=lambda r: r["experiment"])
+            experiments = ", ".join(repr(r["experiment"]) for r in found)
+            ids = " or ".join(f"id:{r['run_id']}" for r in found)
             raise RunNotFoundError(
                 f"{len(found)} runs are named {name_or_id!r} (in experiments {experiments}); choose one with "
-                "experiment= (in the CLI: --experiment), or give the run id."
+                f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
             )
         return found[0]
 

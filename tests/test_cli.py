@@ -56,6 +56,13 @@ def test_url_comes_from_the_environment(run, db_url, monkeypatch):
         ("sqlite:////no/such/dir/runs.db", "Error: The directory /no/such/dir of database URL"),
         ("foo://x", "Error: Unknown database dialect 'foo'"),
         ("not a url", "Error: Could not parse database URL 'not a url'"),
+        ("mysql://u:s3cret@h/db", "Error: runhistory-sql supports SQLite and PostgreSQL, not mysql (URL mysql://u:***@h/db). "
+         "Use sqlite:///path.db or postgresql://user@host/dbname.\n"),
+        ("mysql+pymysql://h/db", "Error: runhistory-sql supports SQLite and PostgreSQL, not mysql (URL mysql+pymysql://h/db). "
+         "Use sqlite:///path.db or postgresql://user@host/dbname.\n"),
+        ("postgresql://u:p@ss@h/db", "Error: The user name or password in database URL postgresql://u:***@h/db has an '@' "
+         "that is not percent-encoded, so its tail reads as the host. Write each '@' in it as %40 "
+         "(e.g. postgresql://user:s3cr%40t@host/dbname).\n"),
     ],
 )
 def test_bad_urls_are_one_line_errors(run, url, message):
@@ -64,6 +71,20 @@ def test_bad_urls_are_one_line_errors(run, url, message):
     assert result.exit_code == 1
     assert result.output.startswith(message)
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [("runs",), ("show", "baseline"), ("db", "upgrade")])
+def test_a_file_that_is_not_a_database_is_one_line(run, tmp_path, command):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n")
+
+    result = run(*command, "--url", f"sqlite:///{path}")
+
+    assert (result.exit_code, result.output) == (1, (
+        f"Error: The file {path} is not a SQLite database (URL sqlite:///{path}). Point --url / "
+        "$RUNHISTORY_SQL_URL at a runhistory-sql database, or at a new file to create one there.\n"
+    ))
+    assert path.read_text() == "not a database\n"
 
 
 def test_demo_trains_records_and_shows_a_query(run, db_url, db_path):
@@ -86,6 +107,12 @@ def test_demo_trains_records_and_shows_a_query(run, db_url, db_path):
         (("history",), "Error: Missing argument 'RUN'. (see: runhistory-sql history --help)\n"),
         (("nosuch",), "Error: No such command 'nosuch'. (see: runhistory-sql --help)\n"),
         (("db", "current", "a", "b"), "Error: Got unexpected extra argument (b) (see: runhistory-sql db current --help)\n"),
+        (("--url", "sqlite:///x.db", "runs", "--format", "csv"),
+         "Error: --url goes after the command: runhistory-sql runs --format csv --url URL (see: runhistory-sql --help)\n"),
+        (("--url=postgresql://u:s3cret@h/db", "show", "baseline"),
+         "Error: --url goes after the command: runhistory-sql show baseline --url URL (see: runhistory-sql --help)\n"),
+        (("--url", "sqlite:///x.db"),
+         "Error: --url goes after the command: runhistory-sql COMMAND --url URL (see: runhistory-sql --help)\n"),
     ],
 )
 def test_usage_errors_are_one_line_naming_the_help(args, message):

@@ -90,6 +90,6 @@ def test_an_unknown_run_is_a_one_line_error(run, trained_url):
 
 
 def test_a_run_can_be_chosen_by_id_and_experiment(run, trained_url):
-    result = run("delete", "5", "-e", "other", "--yes", "--url", trained_url)
+    result = run("delete", "id:5", "-e", "other", "--yes", "--url", trained_url)
 
     assert result.output == "Deleted run 'solo' (id 5, experiment 'other', finished): 2 points, 1 config, 3 events, 1 stage.\n"

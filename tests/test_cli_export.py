@@ -95,7 +95,7 @@ def test_can_export_json_lines(run, trained_any, tmp_path):
 def test_can_export_parquet(run, trained_any, tmp_path):
     out = tmp_path / "runs.parquet"
 
-    result = run("export", "1", "solo", "-o", str(out), "--url", trained_any)
+    result = run("export", "id:1", "solo", "-o", str(out), "--url", trained_any)
 
     assert result.output == f"Exported 9 points of 2 runs to {out}\n"
     assert same(read_parquet(out), expected(trained_any, "baseline", "solo"))
@@ -194,6 +194,13 @@ def test_errors_are_one_line_and_leave_no_file(run, trained_url, tmp_path, args,
     assert result.exit_code == 1
     assert result.output == message.format(tmp=out)
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.jsonl", "x.parquet"])
+def test_a_path_that_cannot_be_written_is_named_as_given(run, trained_url, name):
+    result = run("export", "baseline", "-o", f"/sys/{name}", "--url", trained_url)  # sysfs: no new files, even for root
+
+    assert (result.exit_code, result.output) == (1, f"Error: Cannot write /sys/{name}: Permission denied.\n")
 
 
 def test_a_failed_export_keeps_the_old_file(run, trained_url, tmp_path):

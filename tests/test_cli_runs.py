@@ -160,7 +160,7 @@ eval_loss_epoch of run 1: baseline (experiment cli)
 
 
 def test_can_print_a_history_as_csv_by_run_id_and_stage(run, trained_any):
-    result = run("history", "1", "evaluation_loss", "--stage", "2", "--url", trained_any, "--format", "csv")
+    result = run("history", "id:1", "evaluation_loss", "--stage", "2", "--url", trained_any, "--format", "csv")
 
     assert result.output == "seq,epoch,value,recorded_at\n0,1,2.8346123695373535,2026-11-01T10:00:00Z\n"
 
@@ -177,7 +177,7 @@ def test_can_print_a_history_as_json(run, trained_any):
     ("args", "message"),
     [
         (("nope", "eval_loss_epoch"), "Error: There is no run named 'nope'. List them with: runhistory-sql runs\n"),
-        (("99", "eval_loss_epoch"), "Error: There is no run with id 99. List them with: runhistory-sql runs\n"),
+        (("id:99", "eval_loss_epoch"), "Error: There is no run with id 99. List them with: runhistory-sql runs\n"),
         (("solo", "eval_loss_epoch", "-e", "cli"),
          "Error: There is no run named 'solo' in experiment 'cli'. List them with: runhistory-sql runs\n"),
         (("fast", "accuracy"),

@@ -127,7 +127,7 @@ def test_can_show_a_run_with_its_stages_configs_events_and_metrics(run, trained_
 
 
 def test_show_lists_freezes_with_what_became_trainable(run, trained_url):
-    result = run("show", "3", "--url", trained_url)
+    result = run("show", "id:3", "--url", trained_url)
 
     assert FINETUNE_EVENTS in result.output
 
@@ -201,7 +201,7 @@ Metrics
 
 
 def test_can_compare_as_csv(run, trained_any):
-    result = run("compare", "1", "5", "-m", "eval_loss_epoch", "--url", trained_any, "--format", "csv")
+    result = run("compare", "id:1", "id:5", "-m", "eval_loss_epoch", "--url", trained_any, "--format", "csv")
 
     assert result.output == """\
 what,name,baseline,solo
@@ -240,9 +240,58 @@ def test_can_compare_as_json(run, trained_any):
 def test_runs_of_the_same_name_are_told_apart(run, trained_url):
     SQLRunHistory(trained_url, experiment="other", run_name="fast").close()
 
-    result = run("compare", "2", "6", "--url", trained_url, "--format", "csv", "-m", "eval_loss_epoch")
+    result = run("compare", "id:2", "id:6", "--url", trained_url, "--format", "csv", "-m", "eval_loss_epoch")
 
     assert result.output.splitlines()[0] == "what,name,cli/fast,other/fast"
+
+
+def _record_runs_x_and_1(url):
+    """Run 1 is named ``x``, run 2 is named ``1``."""
+    for name in ("x", "1"):
+        SQLRunHistory(url, experiment="e", run_name=name).close()
+
+
+@pytest.mark.parametrize(("args", "first_line"), [
+    (("1",), "Run 2: 1 (experiment e)"),
+    (("1", "-e", "e"), "Run 2: 1 (experiment e)"),
+    (("id:1",), "Run 1: x (experiment e)"),
+    (("id:2", "-e", "e"), "Run 2: 1 (experiment e)"),
+])
+def test_a_name_of_digits_is_a_name_and_id_n_is_an_id(run, url, args, first_line):
+    _record_runs_x_and_1(url)
+
+    result = run("show", *args, "--url", url)
+
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == first_line
+
+
+def test_every_run_argument_takes_names_of_digits_and_ids(run, url, tmp_path):
+    _record_runs_x_and_1(url)
+
+    compared = run("compare", "1", "id:1", "--url", url, "--format", "csv")
+    deleted = run("delete", "1", "--yes", "--url", url)
+
+    assert compared.output.splitlines()[0] == "what,name,1,x"
+    assert deleted.output.startswith("Deleted run '1' (id 2, experiment 'e',")
+
+
+def test_plot_and_export_take_an_id(run, trained_url, tmp_path):
+    plotted = run("plot", "id:4", "-m", "eval_loss_epoch", "-o", str(tmp_path / "c.png"), "--url", trained_url)
+    exported = run("export", "id:4", "-m", "eval_loss_epoch", "-o", str(tmp_path / "e.csv"), "--url", trained_url)
+
+    assert plotted.output == f"Wrote {tmp_path / 'c.png'} (1 run, 1 metric)\n"
+    assert exported.output == f"Exported 5 points of 1 run to {tmp_path / 'e.csv'}\n"
+
+
+def test_a_name_of_digits_that_no_run_has_says_how_to_give_an_id(run, trained_url):
+    result = run("show", "3", "--url", trained_url)
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: There is no run named '3'. For the run with id 3, give id:3 (in Python: the int 3). "
+        "List them with: runhistory-sql runs\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -253,7 +302,7 @@ def test_runs_of_the_same_name_are_told_apart(run, trained_url):
         (("compare", "baseline", "fast", "-m", "accuracy"),
          "Error: None of these runs has the metric 'accuracy'. "
          "Their metrics: eval_loss_epoch, evaluation_loss, train_loss_epoch.\n"),
-        (("compare", "fast", "2"), "Error: Run 'fast' (id 2) is given twice; compare different runs.\n"),
+        (("compare", "fast", "id:2"), "Error: Run 'fast' (id 2) is given twice; compare different runs.\n"),
         (("show", "nope"), "Error: There is no run named 'nope'. List them with: runhistory-sql runs\n"),
         (("show", "fast", "-e", "other"),
          "Error: There is no run named 'fast' in experiment 'other'. List them with: runhistory-sql runs\n"),
@@ -275,14 +324,14 @@ def test_an_ambiguous_name_is_one_line_saying_how_to_choose(run, trained_url, ar
     assert result.exit_code == 1
     assert result.output == (
         "Error: 2 runs are named 'fast' (in experiments 'cli', 'other'); choose one with experiment= "
-        "(in the CLI: --experiment), or give the run id.\n"
+        "(in the CLI: --experiment), or give the run id (in the CLI: id:2 or id:6).\n"
     )
 
 
 @pytest.mark.parametrize("args", [
     ("runs",), ("runs", "--format", "csv", "--sort", "eval_loss_epoch:max"), ("runs", "--format", "json"),
-    ("history", "finetune", "train_loss_epoch"), ("history", "4", "eval_loss_epoch", "--format", "json"),
-    ("show", "baseline"), ("show", "finetune", "--format", "json"), ("compare", "1", "2", "3", "4", "5"),
+    ("history", "finetune", "train_loss_epoch"), ("history", "id:4", "eval_loss_epoch", "--format", "json"),
+    ("show", "baseline"), ("show", "finetune", "--format", "json"), ("compare", "id:1", "id:2", "id:3", "id:4", "id:5"),
     ("compare", "baseline", "resumed", "--format", "json"),
 ])
 def test_both_backends_print_the_same(run, trained_url, trained_pg_database, args):

@@ -699,6 +699,7 @@ def test_a_missing_directory_says_to_create_it(tmp_path):
     "url, message",
     [
         ("foo://x", "Unknown database dialect 'foo'"),
+        ("mysql://u@h/db", "supports SQLite and PostgreSQL, not mysql"),
         ("not a url", "Could not parse database URL 'not a url'"),
         ("", "is not a URL"),
         ("sqlite://", "in-memory SQLite database"),

@@ -265,6 +265,19 @@ def test_postgresql_url_without_a_driver_uses_psycopg(pg_url: str) -> None:
     assert same(query(pg_url, "SELECT run_name, value FROM v_metrics"), [("bare", -0.0)])
 
 
+def test_a_postgres_url_is_postgresql_as_most_tools_take_it(pg_url: str) -> None:
+    alias = pg_url.replace("postgresql+psycopg://", "postgres://")
+
+    with SQLRunHistory(alias, run_name="alias") as h:
+        h.update_metric("loss", 0.5)
+        shown = h.url
+    listed = CliRunner().invoke(main, ["runs", "--url", alias, "--format", "csv"])
+
+    assert shown == pg_url
+    assert same(query(pg_url, "SELECT run_name, value FROM v_metrics"), [("alias", 0.5)])
+    assert (listed.exit_code, listed.output.splitlines()[1].split(",")[:4]) == (0, ["1", "default", "alias", "finished"])
+
+
 # -- the migration lock ---------------------------------------------------------------------------
 
 

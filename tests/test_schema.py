@@ -576,6 +576,23 @@ def test_mask_leaves_urls_without_a_password_alone() -> None:
     assert mask("not a url") == "<unparseable URL>"
 
 
+def test_mask_hides_all_of_a_password_with_an_unencoded_at_sign() -> None:
+    assert mask("postgresql+psycopg://u:pa@ss@w@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
+
+
+def test_a_password_with_an_unencoded_at_sign_is_refused_saying_to_encode_it() -> None:
+    from runhistory_sql.errors import DatabaseURLError
+
+    with pytest.raises(DatabaseURLError) as raised:
+        make_engine("postgresql://u:pa@ss@h/db")
+
+    assert str(raised.value) == (
+        "The user name or password in database URL postgresql://u:***@h/db has an '@' that is not "
+        "percent-encoded, so its tail reads as the host. Write each '@' in it as %40 "
+        "(e.g. postgresql://user:s3cr%40t@host/dbname)."
+    )
+
+
 @pytest.mark.parametrize("url", [
     "postgresql+psycopg://u:s3cret-pw@h:notaport/db",  # a port that is not a number
     "postgres ql://u:s3cret-pw@h/db",

@@ -420,6 +420,26 @@ def test_a_store_on_a_missing_sqlite_file_is_a_clear_error_and_creates_no_file(t
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("open_it", [
+    lambda url: RunStore(url).runs(),
+    lambda url: RunStore(url, read_only=False).runs(),
+    lambda url: SQLRunHistory(url, experiment="e"),
+])
+def test_a_file_that_is_not_a_database_is_a_clear_error_and_stays_as_it_was(tmp_path, open_it):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n")
+
+    with pytest.raises(DatabaseURLError) as raised:
+        open_it(f"sqlite:///{path}")
+
+    assert str(raised.value) == (
+        f"The file {path} is not a SQLite database (URL sqlite:///{path}). Point --url / "
+        "$RUNHISTORY_SQL_URL at a runhistory-sql database, or at a new file to create one there."
+    )
+    assert path.read_text() == "not a database\n"
+    assert list(tmp_path.iterdir()) == [path]
+
+
 # -- delete ---------------------------------------------------------------------------------
 
 

@@ -59,9 +59,14 @@ def where(url: str) -> str:
     return mask(url)
 
 
+#: How a RUN argument names a run by id: ``id:12``. Anything else is a name, digits too.
+ID_PREFIX = "id:"
+
+
 def run_key(text: str) -> str | int:
-    """A RUN argument: digits are a run id, anything else a run name."""
-    return int(text) if text.isdigit() else text
+    """A RUN argument: ``id:N`` is the run with id N, anything else a run name (``12`` too)."""
+    digits = text[len(ID_PREFIX):] if text.startswith(ID_PREFIX) else ""
+    return int(digits) if digits.isascii() and digits.isdigit() else text
 
 
 def experiment_option(func: Any) -> Any:

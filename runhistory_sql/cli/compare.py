@@ -30,12 +30,12 @@ def compare(runs: tuple[str, ...], metrics: tuple[str, ...], experiment: str | N
     """Compare runs side by side: the config fields that differ (latest train() snapshot of
     each run), then the best and last value of each metric.
 
-    RUN is a run name or id; give two or more.
+    RUN is a run name, or id:N for the run with id N; give two or more.
 
     \b
     Example:
         runhistory-sql compare baseline fast
-        runhistory-sql compare 1 2 3 --metric eval_loss_epoch --format json
+        runhistory-sql compare id:1 id:2 id:3 --metric eval_loss_epoch --format json
     """
     if len(runs) < 2:
         raise click.ClickException("compare needs at least 2 runs, e.g.: runhistory-sql compare baseline fast")

@@ -17,14 +17,14 @@ from .output import count
 def delete(run: str, experiment: str | None, yes: bool, url: str | None) -> None:
     """Delete a run and everything recorded for it: points, configs, events, stages.
 
-    RUN is a run name or id. Shows what will go and asks first (--yes skips the question).
+    RUN is a run name, or id:N for the run with id N. Shows what will go and asks first (--yes skips the question).
     A run that a live process still holds is refused. The experiment and other runs stay.
     This cannot be undone: back the database up, or export the run first.
 
     \b
     Example:
         runhistory-sql delete baseline
-        runhistory-sql delete 7 --yes
+        runhistory-sql delete id:7 --yes
     """
     with RunStore(url) as store:  # read-only: find the run and count what it holds
         record = store.run(run_key(run), experiment)

@@ -7,7 +7,7 @@ import click
 
 from ..plot import X_AXES, plot_runs
 from ..store import RunStore
-from .common import experiment_option, one_line_errors, url_option
+from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import count
 
 
@@ -33,7 +33,8 @@ def plot(
 ) -> None:
     """Draw metrics of runs against the epoch: one line per run and metric.
 
-    Freeze, unfreeze and resume events are vertical lines.
+    RUN is a run name, or id:N for the run with id N. Freeze, unfreeze and resume events are
+    vertical lines.
 
     \b
     Example:
@@ -41,7 +42,7 @@ def plot(
         runhistory-sql plot finetune -m train_loss_epoch -m eval_loss_epoch -o curves.svg
     """
     with RunStore(url) as store:
-        path = plot_runs(store, runs, metrics, output, x=x_axis, stage=stage, experiment=experiment, title=title)
+        path = plot_runs(store, [run_key(run) for run in runs], metrics, output, x=x_axis, stage=stage, experiment=experiment, title=title)
     n_runs, n_metrics = len(set(runs)), len(set(metrics))
     click.echo(f"Wrote {path} ({count(n_runs, 'run')}, {count(n_metrics, 'metric')})")
 

@@ -83,12 +83,12 @@ def _table(listing: RunListing, fmt: str) -> tuple[list[str], list[list[Any]]]:
 def history(run: str, metric: str, stage: int | None, experiment: str | None, url: str | None, fmt: str) -> None:
     """Print the points of one metric of a run: seq, epoch, value and time (UTC).
 
-    RUN is a run name or id. Superseded points (rewound by a resume) are not shown.
+    RUN is a run name, or id:N for the run with id N. Superseded points (rewound by a resume) are not shown.
 
     \b
     Example:
         runhistory-sql history baseline eval_loss_epoch
-        runhistory-sql history 3 train_loss_epoch --stage 1 --format csv
+        runhistory-sql history id:3 train_loss_epoch --stage 1 --format csv
     """
     with RunStore(url) as store:
         record = store.run(run_key(run), experiment)

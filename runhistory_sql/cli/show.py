@@ -30,12 +30,12 @@ def show(run: str, experiment: str | None, url: str | None, fmt: str) -> None:
     """Show a run: who and when, its stages with their TrainerRunConfig snapshots, its events
     (freeze/unfreeze, resume, stop, errors) and a summary of every metric.
 
-    RUN is a run name or id. Times are UTC.
+    RUN is a run name, or id:N for the run with id N. Times are UTC.
 
     \b
     Example:
         runhistory-sql show baseline
-        runhistory-sql show 3 --format json
+        runhistory-sql show id:3 --format json
     """
     with RunStore(url) as store:
         record = store.run(run_key(run), experiment)
