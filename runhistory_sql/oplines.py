@@ -68,9 +68,11 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _lines(path: Path, kind: str) -> list[bytes]:
+def _lines(path: Path, kind: str, *, first_only: bool = False) -> list[bytes]:
+    """The file's lines (newlines kept), or only its first; a missing or empty file refused."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.readline() if first_only else f.read()
     except FileNotFoundError:
         raise SpillFileError(f"{path} does not exist.") from None
     except IsADirectoryError:
@@ -93,7 +95,7 @@ def _object(line: bytes) -> dict[str, Any] | None:
 def read_header(path: str | Path, kind: str) -> dict[str, Any]:
     """The header of a file of ``kind`` (its first line), without checking the rest."""
     path = Path(path)
-    header = _object(_lines(path, kind)[0])
+    header = _object(_lines(path, kind, first_only=True)[0])
     if header is None or "format" not in header or header.get("kind", kind) != kind:
         raise SpillFileError(f"{path} is not a {kind} file: its first line is not the header of one.")
     return header

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from runhistory_sql import SQLRunHistory, oplines, spill
+from runhistory_sql import SpillFileError, SQLRunHistory, WrongDatabaseError, oplines, spill
 from runhistory_sql.apply import EVENT
 from runhistory_sql.engine import make_engine
-from runhistory_sql.errors import SpillFileError, WrongDatabaseError
 
 from helpers import dump, is_postgres, query, write_lock
 
