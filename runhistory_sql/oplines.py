@@ -41,15 +41,19 @@ def write(path: Path, header: dict[str, Any], ops: Iterable[Op]) -> Path:
     lines = [line.encode("utf-8") for line in map(encode, ops)]
     head = (json.dumps({**header, "ops": len(lines)}, ensure_ascii=False) + "\n").encode("utf-8")
     partial = path.with_name(f".{path.name}.partial")
-    with partial.open("wb") as f:
-        for chunk in (head, *lines):
-            digest.update(chunk)
-            f.write(chunk)
-        trailer = {"end": header["kind"], "ops": len(lines), "sha256": digest.hexdigest()}
-        f.write((json.dumps(trailer) + "\n").encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
+    try:
+        with partial.open("wb") as f:
+            for chunk in (head, *lines):
+                digest.update(chunk)
+                f.write(chunk)
+            trailer = {"end": header["kind"], "ops": len(lines), "sha256": digest.hexdigest()}
+            f.write((json.dumps(trailer) + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a disk full, say: leave no half-written file behind
+        raise
     _sync_folder(path.parent)
     return path
 

@@ -141,7 +141,7 @@ def import_file(engine: Engine, path: str | Path) -> int:
             raise SpillFileError(f"{path} was already imported into this database; nothing was changed.")
         if header["pending_batch_id"] is not None and batch_landed(conn, cursor.run_id, header["pending_batch_id"]):
             ops = ops[header["pending_ops"]:]  # that batch did land before the process gave up
-            cursor = _cursor(header["landed_cursor"], path)
+            cursor = _owned(conn, _cursor(header["landed_cursor"], path), cursor.run_id, header, path)
         marker = (EVENT, "spill_imported", None, int(time.time() * 1000), json.dumps({"file": str(path), "ops": len(ops), "spill_id": header["spill_id"]}))
         try:
             apply_batch(conn, cursor, [*ops, marker], -1)
@@ -192,7 +192,12 @@ def _run_cursor(conn: Connection, header: dict[str, Any], path: str | Path) -> C
             f"{path} belongs to run {run['name']!r} of experiment {run['experiment']!r} (uuid {run['uuid']}), "
             "which is no longer in this database; nothing was imported."
         )
-    cursor = _cursor(header["cursor"], path)
+    return _owned(conn, _cursor(header["cursor"], path), int(run_id), header, path)
+
+
+def _owned(conn: Connection, cursor: Cursor, run_id: int, header: dict[str, Any], path: str | Path) -> Cursor:
+    """``cursor``, once its run, stage and series ids are checked to be the run's ``run_id``."""
+    run = header["run"]
     stage_ok = conn.execute(select(stages.c.id).where(stages.c.id == cursor.stage_id, stages.c.run_id == run_id)).first()
     own = set(conn.execute(select(series.c.id).where(series.c.run_id == run_id)).scalars())
     if cursor.run_id != run_id or stage_ok is None or not set(cursor.series.values()) <= own:

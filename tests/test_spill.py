@@ -11,6 +11,7 @@ up and saves the run's 100 unwritten points and its end to a file. Then:
     nothing applied, and the complete file still imports afterwards;
 (c) an operation that fails in the middle of the import rolls back everything, the
     ``spill_imported`` marker included, so the complete file still imports;
+a file whose ids are not its run's here, or whose run was deleted, is refused too;
 (d) malformed files (not JSON, binary, empty, a directory, missing, other formats) each give one
     line and exit code 1, and a :class:`SpillFileError` through the API (SQLite: the file is
     refused before any database is opened).
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from runhistory_sql import SpillFileError, SQLRunHistory, WrongDatabaseError, oplines, spill
+from runhistory_sql import RunNotFoundError, SpillFileError, SQLRunHistory, WrongDatabaseError, oplines, spill
 from runhistory_sql.apply import EVENT
 from runhistory_sql.engine import make_engine
 
@@ -185,6 +186,43 @@ def test_a_failure_in_the_middle_of_an_import_rolls_back_everything(
     assert dump(url) == before  # no point, no marker, the run's state and stamp as they were
     # the marker was rolled back too: the same spill (same spill id), complete, imports once
     _imports_whole(run, path, url)
+
+
+def test_a_file_whose_ids_are_not_its_runs_or_whose_run_is_gone_is_refused(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any],
+) -> None:
+    from runhistory_sql.deletion import _delete_rows
+
+    path = _spill(url, tmp_path / "spill", monkeypatch)
+    header, ops = spill.read(path)
+    [(run_uuid,)] = query(url, "SELECT uuid FROM runs")
+    # the right database and run uuid, but a stage id the run does not have here
+    other_stage = tmp_path / "other-stage.jsonl"
+    oplines.write(other_stage, {**header, "cursor": {**header["cursor"], "stage_id": 99}}, ops)
+    before = dump(url)
+
+    result = run("import-spill", str(other_stage), "--url", url)
+
+    assert (result.exit_code, result.output) == (1, (
+        f"Error: {other_stage} names run 'bravo' (uuid {run_uuid}), but its ids are not that run's here "
+        "(the database was rebuilt or copied since); nothing was imported.\n"
+    ))
+    assert dump(url) == before
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:  # the run deleted (as `runhistory-sql delete` does)
+            _delete_rows(conn, 1)
+        result = run("import-spill", str(path), "--url", url)
+        assert (result.exit_code, result.output) == (1, (
+            f"Error: {path} belongs to run 'bravo' of experiment 'e' (uuid {run_uuid}), which is no longer "
+            "in this database; nothing was imported.\n"
+        ))
+        with pytest.raises(RunNotFoundError):
+            spill.import_file(engine, path)
+    finally:
+        engine.dispose()
+    assert query(url, "SELECT COUNT(*) FROM runs") == [(0,)]
 
 
 # -- (d) malformed files -----------------------------------------------------------------------------
