@@ -15,7 +15,9 @@ from .errors import (
     RunInUseError,
     RunNotFoundError,
     SchemaVersionError,
+    SpillFileError,
     WriteError,
+    WrongDatabaseError,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ __all__ = [
     "RunInUseError",
     "WriteError",
     "MissingExtraError",
+    "SpillFileError",
+    "WrongDatabaseError",
 ]
 
 _LAZY = {"SQLRunHistory": "history", "RunStore": "store", "RunTrackingCallback": "callback", "TrackedModelFreezer": "freezer"}

@@ -74,3 +74,13 @@ class ExportError(RunHistorySQLError, ValueError):
 
 class PlotError(RunHistorySQLError, ValueError):
     """The plot cannot be drawn as asked: an unknown metric, output type or axis."""
+
+
+class SpillFileError(RunHistorySQLError, ValueError):
+    """A spill file cannot be imported as it is: missing, not a spill file, of an old format,
+    cut short or damaged. Nothing of it was imported."""
+
+
+class WrongDatabaseError(SpillFileError):
+    """The spill file belongs to another database (or to a run this one does not hold); the
+    message names the database it was written for."""

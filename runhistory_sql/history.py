@@ -20,7 +20,7 @@ from pytorch_accelerated.tracking import RunHistory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from . import lifecycle
+from . import lifecycle, spill
 from . import apply as w
 from .apply import Cursor
 from .checks import check_arguments, check_no_nul
@@ -89,6 +89,8 @@ class SQLRunHistory(RunHistory):
                 held_here=lifecycle.held_uuids(), stale_after_ms=int(heartbeat_interval * STALE_AFTER_BEATS * 1000),
                 readable=readable,
             )
+            # read now, while the database answers: a spill file names its database and run
+            origin = spill.origin(self._engine, state.uuid, state.name, experiment) if writes and state.uuid else None
         except OperationalError as e:
             self._engine.dispose()
             raise unreachable(mask(self._engine.url), e) from e
@@ -107,7 +109,10 @@ class SQLRunHistory(RunHistory):
                 state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats,
                 created_ms=state.created_ms,
             )
-            self._writer = Writer(self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval)
+            assert origin is not None
+            self._writer = Writer(
+                self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval, origin=origin,
+            )
             self._queue, self._wake, self._wake_at = self._writer.queue, self._writer.wake, self._writer.batch_size
             if state.resumed:
                 self.log_event(

@@ -161,6 +161,16 @@ events = Table(
     Index(None, "run_id", "kind"),
 )
 
+store_info = Table(
+    "store_info",
+    metadata,
+    # one row (id 1), made with the schema (migration 0006): the database's identity, which
+    # spill files name so that they are never applied to another database
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 #: The documented views and their columns, in order. Tests pin these; changing them breaks users.
 VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
     "v_runs": (

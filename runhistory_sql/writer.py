@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from . import spill
 from .apply import END, FLUSH, Cursor, Op, apply_batch, batch_landed
 from .clock import HEARTBEAT_S, now_ms
-from .engine import mask, writer_engine
+from .engine import writer_engine
 from .errors import brief
 
 log = logging.getLogger("runhistory_sql")
@@ -47,11 +47,12 @@ class Writer:
     :param heartbeat: how often, in seconds, the run's heartbeat is refreshed
     :param max_queue: a queue longer than this (the database failing, or not keeping up with a
         tight loop) moves to a temporary file, the memory bound; it is written back in order
+    :param origin: the run's database and run identities, which a spill file records
     """
 
     def __init__(
         self, engine: Engine, cursor: Cursor, *, interval: float = 1.0, batch_size: int = 50_000,
-        heartbeat: float = HEARTBEAT_S, max_queue: int = 1_000_000,
+        heartbeat: float = HEARTBEAT_S, max_queue: int = 1_000_000, origin: spill.Origin,
     ) -> None:
         self.queue: deque[Op] = deque()
         self.batch_size = batch_size
@@ -60,6 +61,7 @@ class Writer:
         self.transactions = 0
         self._engine = writer_engine(engine)
         self._cursor = cursor
+        self._origin = origin
         self._interval = min(interval, heartbeat)
         self._heartbeat_ms = heartbeat * 1000
         self._wake = threading.Event()
@@ -126,8 +128,7 @@ class Writer:
         pending += self._overflowed_ops()  # never attempted, so safe to apply after the retry
         batch_id = self._retry[1] if self._retry else None
         return spill.write(
-            self._cursor, pending, batch_id, list(self.queue), url=mask(self._engine.url),
-            attempted=self._attempted,
+            self._cursor, pending, batch_id, list(self.queue), origin=self._origin, attempted=self._attempted,
         )
 
     @property

@@ -136,3 +136,26 @@ def script_env() -> dict[str, str]:
     for name in ("RUNHISTORY_SQL_URL", "RUNHISTORY_SQL_SPILL_DIR", *launcher):
         env.pop(name, None)
     return env
+
+
+@contextmanager
+def write_lock(url: str) -> Iterator[None]:
+    """Hold the lock a writer's next commit needs: SQLite's write lock, or the runs' rows on
+    PostgreSQL (each commit stamps ``runs.last_batch``). A ``close(timeout=...)`` inside it
+    gives up and spills."""
+    from sqlalchemy import create_engine
+
+    if is_postgres(url):
+        engine = create_engine(url)
+        with engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("SELECT id FROM runs FOR UPDATE")
+            yield
+        engine.dispose()
+    else:
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from runhistory_sql.cli import main as cli
 from runhistory_sql.spill import read_header
-from tests.helpers import is_postgres, query, script_env
+from tests.helpers import query, script_env, write_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "outage_train.py"
@@ -236,9 +234,10 @@ def test_spill_at_close_when_still_down_then_import_spill_once(
     assert path.parent == spill_dir and path.name.startswith("runhistory-spill-") and path.suffix == ".jsonl"
     assert list(spill_dir.iterdir()) == [path]
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert lines[0]["format"] == 1
-    # 11 operations: 4 points of loss, acc's new series and its 3 points, the epoch, the event, the end
-    assert len(lines) - 1 == 11
+    assert (lines[0]["format"], lines[0]["ops"], lines[-1]["ops"]) == (2, 11, 11)
+    # 11 operations between the header and the end line: 4 points of loss, acc's new series and
+    # its 3 points, the epoch, the event, the end
+    assert len(lines) - 2 == 11
     # nothing of the outage reached the database: the 5 points committed before it, the run running
     assert query(pg_url, "SELECT COUNT(*) FROM v_metrics") == [(5,)]
     assert query(pg_url, "SELECT status, current_epoch FROM runs") == [("running", 2)]
@@ -270,7 +269,7 @@ def test_spill_of_a_run_that_never_committed_a_point_imports(
     monkeypatch.setenv("RUNHISTORY_SQL_SPILL_DIR", str(tmp_path))
     path, expected = _spill_a_run(pg_server, pg_url, "never-committed", commit_first=False, capsys=capsys)
     # 12 operations: loss's series and 4 points, acc's series and 3 points, the epoch, the event, the end
-    assert len(path.read_text(encoding="utf-8").splitlines()) - 1 == 12
+    assert len(path.read_text(encoding="utf-8").splitlines()) - 2 == 12
     assert query(pg_url, "SELECT COUNT(*) FROM v_metrics") == [(0,)]
     result = _import(path, pg_url)
     assert (result.exit_code, result.output) == (0, f"Imported 12 operations from {path} into {pg_url}.\n")
@@ -322,28 +321,6 @@ def test_a_long_outage_moves_the_queue_to_disk_and_loses_nothing(pg_url: str, pg
     assert not any(path.exists() for path in parked)  # read back in order, then removed
 
 
-@contextmanager
-def _write_lock(url: str) -> Iterator[None]:
-    """Hold the lock the writer's next commit needs: SQLite's write lock, or the run's row on
-    PostgreSQL (each commit stamps ``runs.last_batch``)."""
-    from sqlalchemy import create_engine
-
-    if is_postgres(url):
-        engine = create_engine(url)
-        with engine.connect() as conn, conn.begin():
-            conn.exec_driver_sql("SELECT id FROM runs FOR UPDATE")
-            yield
-        engine.dispose()
-    else:
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
-            conn.close()
-
-
 def test_a_batch_whose_commit_hangs_at_close_is_spilled_and_imported_once(
     url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -353,7 +330,7 @@ def test_a_batch_whose_commit_hangs_at_close_is_spilled_and_imported_once(
     history = SQLRunHistory(url, run_name="stuck")
     history.update_metric("loss", 1.0)
     assert history.flush(30)
-    with _write_lock(url):
+    with write_lock(url):
         history.update_metric("loss", 2.0)
         history.update_metric("loss", 3.0)
         assert not history.flush(1.0)  # the writer took the batch and waits for the lock

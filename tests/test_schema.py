@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -33,8 +34,8 @@ from runhistory_sql.engine import make_engine, mask
 from helpers import columns, dump, is_postgres, query, same, tables, views
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HEAD = "0005"
-HEAD_PREVIOUS = "0004"
+HEAD = "0006"
+HEAD_PREVIOUS = "0005"
 
 #: A literal copy of the column lists promised in DESIGN.md ("SQL contract"). Deliberately not
 #: derived from schema.VIEW_COLUMNS, so that changing that constant alone fails a test too.
@@ -185,10 +186,14 @@ def test_upgrade_from_0001_to_head_keeps_the_data(any_engine: Engine, url: str) 
     # every row of every table is kept (columns that later migrations add are left out here, and
     # points.recorded_at, which 0004 turns into an offset from the run's start: the v_metrics
     # check below shows the times are unchanged)
-    ignore = {name: set(table.c.keys()) - at_0001[name] for name, table in schema.metadata.tables.items()}
+    ignore = {name: set(table.c.keys()) - at_0001[name] for name, table in schema.metadata.tables.items()
+              if name in at_0001}
     ignore["points"] = ignore["points"] | {"recorded_at"}
     after = dump(url, ignore=ignore)
     assert after.pop("alembic_version") == [(HEAD,)]
+    # 0006 gives the database its identity: one row, a fresh uuid
+    [(one, identity, _)] = after.pop("store_info")
+    assert one == 1 and str(uuid.UUID(identity)) == identity
     assert before.pop("alembic_version") == [("0001",)]
     assert after == before
     # SQLite has no NaN: the NaN point (special = 1) reads as NULL there, as NaN on PostgreSQL

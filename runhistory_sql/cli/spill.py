@@ -10,13 +10,15 @@ from .common import EngineFor, one_line_errors
 
 
 @click.command("import-spill")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file")  # checked by spill.read_header: a missing or malformed file is one line
 @click.option("--url", default=None, help="Database URL (default: $RUNHISTORY_SQL_URL, else the URL in the file).")
 @one_line_errors
 def import_spill(file: str, url: str | None) -> None:
     """Load a spill file: points a run could not commit before its process ended.
 
-    Each file is applied once; a batch that did land before the process gave up is skipped.
+    Each file is applied once, whole or not at all, and only to the database and run it was
+    written for; a batch that did land before the process gave up is skipped. A file that is
+    cut short, damaged or for another database is refused with nothing imported.
 
     \b
     Example:
