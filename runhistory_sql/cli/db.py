@@ -54,7 +54,7 @@ def db_current(url: str | None, url_option: str | None) -> None:
         runhistory-sql db current sqlite:///runs.db
     """
     url = _one_url(url, url_option)
-    with EngineFor(url) as engine:
+    with EngineFor(url, read_only=True) as engine:  # looks only: creates no file
         current = migrate.current_revision(engine)
     head = migrate.head_revision()
     state = "up to date" if current == head else f"this package needs {head}"
@@ -73,7 +73,7 @@ def db_check(url: str | None, url_option: str | None) -> None:
         runhistory-sql db check sqlite:///runs.db
     """
     url = _one_url(url, url_option)
-    with EngineFor(url) as engine:
+    with EngineFor(url, read_only=True) as engine:  # looks only: creates no file
         problems = migrate.check(engine)
     if problems:
         raise click.ClickException("; ".join(problems))
