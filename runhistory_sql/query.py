@@ -160,11 +160,11 @@ def _run_sqlite(dbapi: Any, cursor: Any, sql: str, deadline: float, limit: int) 
 
 
 def _run_postgres(cursor: Any, sql: str, deadline: float, limit: int) -> QueryResult:
-    def time_left() -> None:  # our SET LOCAL beats any set_config() of the statement's
+    def reset_timeout() -> None:  # to the time left: our SET LOCAL beats any set_config() of the statement's
         cursor.execute(f"SET LOCAL statement_timeout = {max(1, int((deadline - time.monotonic()) * 1000))}")
 
     cursor.execute("SET TRANSACTION READ ONLY")  # whatever the role's default may become
-    time_left()
+    reset_timeout()
     if first_keyword(sql) not in _DECLARABLE:  # EXPLAIN, SHOW: a few rows
         cursor.execute(sql, prepare=True)  # prepared: the server refuses a second statement
         columns = [d[0] for d in cursor.description or ()]
@@ -173,7 +173,7 @@ def _run_postgres(cursor: Any, sql: str, deadline: float, limit: int) -> QueryRe
     cursor.execute(f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR {sql}", prepare=True)
 
     def fetch(size: int) -> list[Any]:
-        time_left()
+        reset_timeout()
         cursor.execute(f"FETCH FORWARD {size} FROM {_CURSOR}")
         return list(cursor.fetchall())
 

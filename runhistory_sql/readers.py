@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from .engine import make_engine, mask, readable_url
-from .errors import QueryError
+from .engine import make_engine, mask, readable_url, report_unreachable, resolve_url
+from .errors import QueryError, brief
 
 #: Built-in roles a reader may belong to: they only let it read more.
 HARMLESS_ROLES = ("pg_read_all_data", "pg_read_all_settings", "pg_read_all_stats")
@@ -139,9 +139,13 @@ def create_reader(url: str | None, role: str, *, password: str | None = None) ->
                 "runhistory-sql db create-reader is for PostgreSQL; runhistory-sql query already "
                 f"opens a SQLite file read-only ({mask(engine.url)})."
             )
+        report_unreachable(engine, mask(resolve_url(url)))
         with engine.begin() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            created, tables = _grant_reading(cursor, role, password)
+            try:
+                created, tables = _grant_reading(cursor, role, password)
+            except engine.dialect.loaded_dbapi.Error as e:
+                raise QueryError(f"Could not give role {role} read access: {brief(e)}. Run this as an admin.") from e
             problems = _implied(reader_problems(cursor, role))
             if problems:  # leaving the block with it rolls everything back
                 fix = (

@@ -155,3 +155,15 @@ def test_terminating_another_session_fails_and_it_lives_on(run, admin_url):
         assert as_superuser.output == _refusal(admin_url, "postgres", "is a superuser")
         assert as_reader.output == "Error: The query failed: must be a superuser to terminate superuser process\n"
         assert other.execute("SELECT 1").fetchall() == [(1,)]
+
+
+def test_create_reader_as_a_role_that_may_not_is_one_line(run, admin_url, pg_server):
+    pg_server.admin("DROP ROLE IF EXISTS rh_nobody")
+    pg_server.admin("CREATE ROLE rh_nobody LOGIN")
+
+    result = run("db", "create-reader", "rh_other", "--url", admin_url.replace("postgres@", "rh_nobody@"))
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: Could not give role rh_other read access: permission denied to create role. Run this as an admin.\n"
+    )
