@@ -11,6 +11,7 @@ import time
 import re
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -170,7 +171,22 @@ def _read_only_sqlite(parsed: URL, shown: str) -> URL:
             f"There is no database at {path} (URL {shown}). Record a run first "
             "(e.g. runhistory-sql demo), or point --url / $RUNHISTORY_SQL_URL at your database."
         )
-    return parsed.set(database=f"file:{path}").update_query_dict({"mode": "ro", "uri": "true"})
+    return parsed.set(database=sqlite_file_uri(path)).update_query_dict({"mode": "ro", "uri": "true"})
+
+
+def sqlite_file_uri(path: Path) -> str:
+    """The ``file:`` URI of ``path`` with its ``#``, ``?`` and ``%`` percent-encoded: left as they
+    are, SQLite would end the path at ``#`` or ``?`` and open (or create) another file."""
+    return f"file:{quote(str(path))}"
+
+
+def readable_url(url: URL) -> URL:
+    """``url`` as its user wrote it, for messages: a read-only SQLite open
+    (``sqlite:///file:PATH?mode=ro&uri=true``, see :func:`make_engine`) as ``sqlite:///PATH``."""
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database.startswith("file:/") and url.query.get("mode") == "ro":
+        return url.set(database=unquote(database[len("file:"):])).difference_update_query(["mode", "uri"])
+    return url
 
 
 def _sqlite_begin_listener(conn: Any) -> None:

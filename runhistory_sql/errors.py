@@ -65,7 +65,8 @@ class MissingExtraError(RunHistorySQLError, ImportError):
 
 
 class QueryError(RunHistorySQLError, ValueError):
-    """``runhistory-sql query`` refused the statement (it writes, or is more than one) or it failed."""
+    """``runhistory-sql query`` refused the statement (it writes, is more than one, or the role may do
+    more than read) or it failed (an error, the time limit, too large a result)."""
 
 
 class ExportError(RunHistorySQLError, ValueError):

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-from .engine import mask, writer_engine
+from .engine import mask, readable_url, writer_engine
 from .errors import SchemaVersionError
 from .schema import metadata
 
@@ -82,7 +82,7 @@ def _status(revision: str | None, conn: Connection) -> str:
 
 def _refusal(engine: Engine, status: str, revision: str | None) -> str | None:
     """The message refusing to touch a database of ``status``; ``None`` when it may be migrated."""
-    url = mask(engine.url)
+    url = mask(readable_url(engine.url))
     if status == "newer":
         return (
             f"Database {url} is at revision {revision}, which is newer than this version of "
@@ -103,7 +103,7 @@ def _refusal(engine: Engine, status: str, revision: str | None) -> str | None:
 
 
 def _upgrade_message(engine: Engine, revision: str | None) -> str:
-    url = mask(engine.url)
+    url = mask(readable_url(engine.url))
     return (
         f"Database {url} is at revision {revision} but this version of runhistory-sql needs "
         f"{head_revision()}. Back it up, then run: runhistory-sql db upgrade {url}"
@@ -167,10 +167,10 @@ def check(engine: Engine) -> list[str]:
             return [_upgrade_message(engine, revision)]
         if status == "empty":
             return [
-                f"Database {mask(engine.url)} has no runhistory-sql schema yet. "
-                f"Create it: runhistory-sql db upgrade {mask(engine.url)}"
+                f"Database {mask(readable_url(engine.url))} has no runhistory-sql schema yet. "
+                f"Create it: runhistory-sql db upgrade {mask(readable_url(engine.url))}"
             ]
-        return [_refusal(engine, status, revision) or f"Database {mask(engine.url)} is {status}."]
+        return [_refusal(engine, status, revision) or f"Database {mask(readable_url(engine.url))} is {status}."]
     return [f"Schema differs from the models: {diff}" for diff in drift(engine)]
 
 

@@ -18,6 +18,19 @@ def is_postgres(url: str) -> bool:
     return str(url).startswith("postgresql")
 
 
+READER = "rh_reader"
+
+
+def reader_url(url: str) -> str:
+    """``url`` itself for SQLite; for PostgreSQL the URL of a role that may only read its
+    database (made, or given access, with ``runhistory-sql db create-reader``'s function)."""
+    if not is_postgres(url):
+        return url
+    from runhistory_sql.readers import create_reader
+
+    return create_reader(url, READER).url
+
+
 def same(a: Any, b: Any) -> bool:
     """Equality that treats NaN as equal to NaN, tells -0.0 from 0.0, and checks types.
 

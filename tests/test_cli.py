@@ -131,3 +131,30 @@ def test_an_unreachable_server_is_one_line_with_the_password_masked(run, command
     assert result.output.startswith(f"Error: Cannot use database postgresql://user:***@127.0.0.1:{port}/runs: ")
     assert result.output.endswith("Check that the server is running and the URL and credentials are right.\n")
     assert "s3cret" not in result.output and result.output.count("\n") == 1
+
+
+def _record(url: str, run_name: str) -> None:
+    from runhistory_sql import SQLRunHistory
+
+    with SQLRunHistory(url, experiment="exp", run_name=run_name) as history:
+        history.update_metric("loss", 1.0)
+
+
+@pytest.mark.parametrize(("name", "in_url"), [("a#b.db", "a#b.db"), ("a?b.db", "a%3Fb.db"), ("a%41.db", "a%2541.db")])
+def test_a_sqlite_path_with_hash_question_mark_or_percent_opens_that_file(run, tmp_path, name, in_url):
+    _record(f"sqlite:///{tmp_path / 'a'}", "decoy")  # the file the path names up to '#' or '?'
+    _record(f"sqlite:///{tmp_path / in_url}", "real")
+
+    result = run("query", "--url", f"sqlite:///{tmp_path / in_url}", "--format", "csv", "SELECT run_name FROM v_runs")
+
+    assert result.output == "run_name\nreal\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == sorted(["a", name])
+
+
+@pytest.mark.parametrize("command", ["current", "check"])
+def test_db_current_and_check_create_no_file(run, db_path, db_url, command):
+    result = run("db", command, db_url)
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: There is no database at {db_path} (URL {db_url}).")
+    assert not db_path.exists()

@@ -5,7 +5,7 @@ import json
 import math
 
 import pytest
-from helpers import dump, is_postgres
+from helpers import dump, is_postgres, reader_url
 
 from runhistory_sql import SQLRunHistory
 from runhistory_sql.query import first_keyword
@@ -15,12 +15,18 @@ ALLOWED = "allowed: EXPLAIN, PRAGMA, SELECT, SHOW, TABLE, VALUES, WITH"
 
 
 def _record_odd_values(url: str) -> str:
-    """One run whose loss has NaN, +inf and -0.0."""
+    """One run whose loss has NaN, +inf and -0.0; the URL that reads it (PostgreSQL: as a reader)."""
     with SQLRunHistory(url, experiment="exp", run_name="odd") as history:
         for value in (1.5, math.nan, math.inf, -0.0):
             history.update_metric("loss", value)
         history._increment_epoch()
-    return url
+    return reader_url(url)
+
+
+@pytest.fixture
+def readable(trained_any):
+    """The trained runs, on PostgreSQL as a role that may only read them."""
+    return reader_url(trained_any)
 
 
 @pytest.fixture
@@ -39,8 +45,8 @@ def odd_postgres(pg_url):
     return _record_odd_values(pg_url)
 
 
-def test_can_select_from_a_view(run, trained_any):
-    result = run("query", "--url", trained_any, "SELECT run_id, run_name, status, current_epoch FROM v_runs ORDER BY run_id")
+def test_can_select_from_a_view(run, readable):
+    result = run("query", "--url", readable, "SELECT run_id, run_name, status, current_epoch FROM v_runs ORDER BY run_id")
 
     assert result.exit_code == 0
     assert result.output == (
@@ -56,21 +62,21 @@ def test_can_select_from_a_view(run, trained_any):
     )
 
 
-def test_can_print_csv_with_exact_values(run, trained_any):
+def test_can_print_csv_with_exact_values(run, readable):
     sql = "SELECT epoch, value FROM v_metrics WHERE run_name = 'baseline' AND metric = 'eval_loss_epoch' ORDER BY seq"
 
-    result = run("query", "--url", trained_any, "--format", "csv", sql)
+    result = run("query", "--url", readable, "--format", "csv", sql)
 
     assert result.output == "epoch,value\n1,9.308703422546387\n2,7.274295330047607\n3,2.8346123695373535\n"
 
 
-def test_can_aggregate_to_json(run, trained_any):
+def test_can_aggregate_to_json(run, readable):
     sql = (
         "SELECT run_name, COUNT(*) AS points, SUM(epoch) AS epochs FROM v_metrics "
         "WHERE metric = 'eval_loss_epoch' AND experiment = 'cli' GROUP BY run_name ORDER BY run_name"
     )
 
-    result = run("query", "--url", trained_any, "--format", "json", sql)
+    result = run("query", "--url", readable, "--format", "json", sql)
 
     assert json.loads(result.output) == [
         {"run_name": "baseline", "points": 3, "epochs": 6},
@@ -80,10 +86,10 @@ def test_can_aggregate_to_json(run, trained_any):
     ]
 
 
-def test_percent_signs_and_colons_are_literal(run, trained_any):
+def test_percent_signs_and_colons_are_literal(run, readable):
     sql = "SELECT run_name || ':%' AS label FROM v_runs WHERE run_name LIKE 'f%' ORDER BY run_id"
 
-    result = run("query", "--url", trained_any, "--format", "csv", sql)
+    result = run("query", "--url", readable, "--format", "csv", sql)
 
     assert result.output == "label\nfast:%\nfinetune:%\n"
 
@@ -110,14 +116,15 @@ def test_nan_infinity_and_negative_zero_print_sensibly(run, odd_values):
     assert values == ('[1.5, "NaN", "Infinity", -0.0]' if postgres else '[1.5, null, "Infinity", -0.0]')
 
 
-def test_a_statement_that_returns_no_rows_prints_its_columns(run, trained_any):
-    result = run("query", "--url", trained_any, "--format", "csv", "SELECT run_name FROM v_runs WHERE run_id = 99")
+def test_a_statement_that_returns_no_rows_prints_its_columns(run, readable):
+    result = run("query", "--url", readable, "--format", "csv", "SELECT run_name FROM v_runs WHERE run_id = 99")
 
     assert result.output == "run_name\n"
 
 
 def _refused(statement: str) -> str:
-    return f"Error: runhistory-sql query only reads, and {statement} is not a read ({ALLOWED}). {HINT}\n"
+    hint = f" {HINT}" if statement in ("UPDATE", "DELETE", "DROP") else ""  # removing: the way to delete
+    return f"Error: runhistory-sql query only reads, and {statement} is not a read ({ALLOWED}).{hint}\n"
 
 
 SINGLE = "Error: runhistory-sql query runs a single statement; give one (nothing after its ';').\n"
@@ -141,8 +148,7 @@ POSTGRES_ONLY = [
     ("COPY (SELECT 1) TO PROGRAM 'touch {tmp}/attached.db'", _refused("COPY")),
     ("SELECT 1; COMMIT; SET default_transaction_read_only = off; DELETE FROM points", SINGLE),
     ("WITH doomed AS (DELETE FROM points RETURNING 1) SELECT COUNT(*) FROM doomed",
-     "Error: runhistory-sql query only reads, and the database refused a write "
-     f"(cannot execute SELECT in a read-only transaction). {HINT}\n"),
+     f"Error: runhistory-sql query only reads, and the database refused a write (a data-modifying statement in WITH). {HINT}\n"),
 ]
 
 
@@ -172,8 +178,8 @@ def _assert_refused(run, url, statement, message, tmp_path):
     assert not (tmp_path / "attached.db").exists()
 
 
-def test_a_database_error_is_one_line(run, trained_any):
-    result = run("query", "--url", trained_any, "SELECT * FROM no_such_table")
+def test_a_database_error_is_one_line(run, readable):
+    result = run("query", "--url", readable, "SELECT * FROM no_such_table")
 
     assert result.exit_code == 1
     assert result.output.startswith("Error: The query failed: ")
@@ -181,8 +187,8 @@ def test_a_database_error_is_one_line(run, trained_any):
     assert result.output.count("\n") == 1
 
 
-def test_an_empty_statement_is_refused(run, trained_any):
-    result = run("query", "--url", trained_any, " -- nothing here\n")
+def test_an_empty_statement_is_refused(run, readable):
+    result = run("query", "--url", readable, " -- nothing here\n")
 
     assert result.exit_code == 1
     assert result.output == 'Error: There is no SQL statement to run. Example: runhistory-sql query "SELECT * FROM v_runs"\n'
@@ -202,3 +208,19 @@ def test_a_missing_sqlite_file_is_not_created(run, db_path, db_url):
 )
 def test_first_keyword_skips_blanks_comments_and_parentheses(sql, keyword):
     assert first_keyword(sql) == keyword
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("SELEC run_name FROM v_runs", "SELEC does not start a SQL statement; a query starts with one of "
+                                       "EXPLAIN, PRAGMA, SELECT, SHOW, TABLE, VALUES, WITH. Did you mean SELECT?"),
+        ("frobnicate", "FROBNICATE does not start a SQL statement; a query starts with one of "
+                       "EXPLAIN, PRAGMA, SELECT, SHOW, TABLE, VALUES, WITH."),
+        ("VACUUM", f"runhistory-sql query only reads, and VACUUM is not a read ({ALLOWED})."),
+    ],
+)
+def test_a_word_that_starts_no_statement_is_not_taken_for_a_write(run, db_url, statement, message):
+    result = run("query", "--url", db_url, statement)
+
+    assert (result.exit_code, result.output) == (1, f"Error: {message}\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import migrate
+from ..readers import create_reader
 from ..engine import mask, resolve_url
 from .common import URL_HELP, EngineFor, one_line_errors
 
@@ -54,7 +55,7 @@ def db_current(url: str | None, url_option: str | None) -> None:
         runhistory-sql db current sqlite:///runs.db
     """
     url = _one_url(url, url_option)
-    with EngineFor(url) as engine:
+    with EngineFor(url, read_only=True) as engine:  # looks only: creates no file
         current = migrate.current_revision(engine)
     head = migrate.head_revision()
     state = "up to date" if current == head else f"this package needs {head}"
@@ -73,11 +74,36 @@ def db_check(url: str | None, url_option: str | None) -> None:
         runhistory-sql db check sqlite:///runs.db
     """
     url = _one_url(url, url_option)
-    with EngineFor(url) as engine:
+    with EngineFor(url, read_only=True) as engine:  # looks only: creates no file
         problems = migrate.check(engine)
     if problems:
         raise click.ClickException("; ".join(problems))
     click.echo(f"{mask(resolve_url(url))}: schema OK at revision {migrate.head_revision()}")
+
+
+@db.command("create-reader")
+@click.argument("role")
+@click.argument("url", required=False)
+@click.option("--url", "url_option", default=None, metavar="URL", help="An administrator's URL on the database (PostgreSQL).")
+@click.option("--password", "ask_password", is_flag=True, help="Ask for the role's password (else it has none).")
+@one_line_errors
+def db_create_reader(role: str, url: str | None, url_option: str | None, ask_password: bool) -> None:
+    """Create a PostgreSQL login role that may only read this database, for runhistory-sql query.
+
+    Run it with an administrator's URL after the schema exists. The role gets CONNECT, USAGE on
+    the schema and SELECT on its tables and views (also on those created later), and nothing
+    else; an existing role is given read access, if it cannot do more than read.
+
+    \b
+    Example:
+        runhistory-sql db create-reader reader --url postgresql://postgres@localhost/runs
+        runhistory-sql query --url postgresql://reader@localhost/runs "SELECT * FROM v_runs"
+    """
+    url = _one_url(url, url_option)
+    password = click.prompt(f"Password for {role}", hide_input=True, confirmation_prompt=True) if ask_password else None
+    reader = create_reader(url, role, password=password)
+    done = "Created role" if reader.created else "Granted existing role"
+    click.echo(f"{done} {role} read-only access ({reader.tables} tables and views). Use: runhistory-sql query --url {reader.url} \"SQL\"")
 
 
 def _one_url(argument: str | None, option: str | None) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..query import run_query
+from ..query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, run_query
 from .common import one_line_errors, url_option
 from .output import emit, format_option
 
@@ -17,22 +17,30 @@ from .output import emit, format_option
 @click.argument("sql")
 @url_option
 @format_option
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT_S,
+              show_default=True, metavar="SECONDS", help="Stop the statement after this long.")
+@click.option("--limit", type=click.IntRange(min=1), default=DEFAULT_LIMIT, show_default=True,
+              metavar="ROWS", help="Print at most this many rows.")
 @one_line_errors
-def query(sql: str, url: str | None, fmt: str) -> None:
+def query(sql: str, url: str | None, fmt: str, timeout: float, limit: int) -> None:
     """Run one SQL statement READ-ONLY and print its result.
 
-    The database is opened read-only (SQLite with mode=ro, PostgreSQL in a read-only
-    transaction that is rolled back); a statement that writes, or a second statement, is
-    refused and changes nothing. Query the views v_runs, v_metrics, v_configs, v_events and
-    v_summaries (see the README), or the tables.
+    SQLite is opened read-only (mode=ro); on PostgreSQL the URL's role must be one that can
+    only read (make one with: runhistory-sql db create-reader), and the transaction is read-only
+    and rolled back. A statement that writes, or a second statement, is refused and changes
+    nothing. Query the views v_runs, v_metrics, v_configs, v_events and v_summaries (see the
+    README), or the tables.
 
     \b
     Example:
         runhistory-sql query "SELECT run_name, status, current_epoch FROM v_runs"
         runhistory-sql query --format csv "SELECT * FROM v_metrics WHERE run_name = 'baseline'"
+        runhistory-sql query --limit 10 --timeout 30 "SELECT * FROM v_metrics ORDER BY value"
     """
-    result = run_query(sql, url)
+    result = run_query(sql, url, timeout=timeout, limit=limit)
     emit(result.columns, [[_printable(v) for v in row] for row in result.rows], fmt)
+    if result.truncated:
+        click.echo(f"showing the first {limit} rows (--limit to change)", err=True)
 
 
 def _printable(value: Any) -> Any:
