@@ -113,6 +113,8 @@ def test_demo_trains_records_and_shows_a_query(run, db_url, db_path):
          "Error: --url goes after the command: runhistory-sql show baseline --url URL (see: runhistory-sql --help)\n"),
         (("--url", "sqlite:///x.db"),
          "Error: --url goes after the command: runhistory-sql COMMAND --url URL (see: runhistory-sql --help)\n"),
+        (("db", "--url", "sqlite:///x.db", "upgrade"),
+         "Error: --url goes after the command: runhistory-sql db upgrade --url URL (see: runhistory-sql db --help)\n"),
     ],
 )
 def test_usage_errors_are_one_line_naming_the_help(args, message):

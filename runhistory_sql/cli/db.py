@@ -6,10 +6,10 @@ import click
 from .. import migrate
 from ..readers import create_reader
 from ..engine import mask, resolve_url
-from .common import URL_HELP, EngineFor, one_line_errors
+from .common import URL_HELP, EngineFor, OneLineGroup, one_line_errors
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 def db() -> None:
     """Create, inspect and upgrade the database schema.
 
