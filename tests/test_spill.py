@@ -307,3 +307,16 @@ def test_an_empty_database_is_refused_and_left_empty(
         f"import it with --url {url}\n"
     ))
     assert dump(other_url) == {}
+
+
+def test_a_database_file_that_does_not_exist_is_refused_and_not_created(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any],
+) -> None:
+    path = _spill(db_url, tmp_path, monkeypatch)
+    missing = tmp_path / "missing.db"
+
+    result = run("import-spill", str(path), "--url", f"sqlite:///{missing}")
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: There is no database at {missing} (URL sqlite:///{missing}).")
+    assert not missing.exists()

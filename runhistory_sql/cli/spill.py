@@ -31,6 +31,8 @@ def import_spill(file: str, url: str | None) -> None:
         raise click.ClickException(
             f"The URL in {file} hides its password ({target}). Pass it with --url or $RUNHISTORY_SQL_URL."
         )
+    with EngineFor(target, read_only=True):
+        pass  # a SQLite file that does not exist is refused here, never created
     with EngineFor(target) as engine:
         count = spill.import_file(engine, file)
     click.echo(f"Imported {count} operations from {file} into {mask(target)}.")
