@@ -112,3 +112,20 @@ def test_a_mixed_batch_updates_each_summary_once_not_once_per_point(url):
     assert statements.count(["SELECT", "COUNT(*),"]) == 0
     assert summaries(url, "counted") == {"loss": (len(LOSSES), min(LOSSES), max(LOSSES)),
                                          "step": (len(LOSSES), 1.0, float(len(LOSSES)))}
+
+
+def test_a_batch_of_many_series_stores_every_point_in_its_own_series(url):
+    # more series in one batch than the SQLite insert names one by one (it joins a token table then)
+    values = {f"m{k:02d}": [k + i / 64 if (i + k) % 7 else k for i in range(50)] for k in range(40)}  # every 7th an int
+    with SQLRunHistory(url, run_name="many", flush_interval=60) as h:
+        for i in range(50):
+            for name, series in values.items():
+                h.update_metric(name, series[i])
+        h.flush()
+        assert h.write_transactions == 1
+
+    rows = stored(url, "many")
+    assert sorted(rows) == sorted(values)
+    for name, series in values.items():
+        assert same(rows[name], [(i, 1, 0, float(v), None, None) for i, v in enumerate(series)]), name
+    assert same(summaries(url, "many"), {name: (50, float(min(s)), float(max(s))) for name, s in values.items()})
