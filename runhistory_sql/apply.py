@@ -84,7 +84,8 @@ def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int
         if kind == POINT:
             points += map(_SECOND, group)
         elif kind == EPOCH:
-            epoch = deque(group, 1)[0][1][1]
+            _, last = deque(group, maxlen=1).pop()  # of a run of EPOCHs, the last counts
+            epoch = last[1]
         elif kind != FLUSH:
             for _, op in group:
                 if kind == REWIND:
