@@ -15,11 +15,13 @@ from typing import Any, Iterator
 from sqlalchemy.engine import make_url
 
 from .common import Context, Row, log, loss_curve, point_rows, ratio_goal, reference, skipped, timed
+from .batches import mixed_rates
 from .ingest import ingest
 
 ROWS = {
     "2b": "ingest on PostgreSQL: update_metric + flush",
     "2c": "  (ref) PostgreSQL raw COPY",
+    "2f": "ingest of a float beside an int (PostgreSQL)",
 }
 DDL = """
 CREATE TABLE bench_points (
@@ -124,8 +126,11 @@ def run(ctx: Context) -> list[Row]:
         ours.append(ingest(url, f"pg-ingest-{rep}-{secrets.token_hex(3)}", values))
     rate = n / min(ours)
     note = f"{n:,} points, best of {len(ours)}"
+    mixed, floats, mixed_note = mixed_rates(ctx, lambda _: url, "PostgreSQL")
     return [
         ratio_goal("2b", ROWS["2b"], rate, "psycopg executemany, 1 txn", n / min(many), "pts/s", at_least=1.0,
                    note=note),
         reference("2c", ROWS["2c"], rate, "psycopg COPY, 1 txn", n / min(copy), "pts/s", note=note),
+        ratio_goal("2f", ROWS["2f"], mixed, "the same with a float step", floats, "pts/s", at_least=0.67,
+                   note=mixed_note),
     ]

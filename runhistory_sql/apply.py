@@ -6,13 +6,11 @@ copy of the :class:`Cursor`, which the caller keeps only once the transaction ha
 """
 from __future__ import annotations
 
-import copy
 import json
+from collections import deque
+from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-import time
-from math import copysign
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
@@ -21,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .clock import now_ms
 from .engine import placeholder
-from .values import encode_float
+from .points_write import insert_points
 from .runs import inserted_id
 from .schema import configs, events, metrics, points, runs, series, stages
 
@@ -30,9 +28,9 @@ from .schema import configs, events, metrics, points, runs, series, stages
 POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END, POINT_ENC = range(11)
 
 Op = tuple[Any, ...]
-#: points converted per slice; between slices the writer yields the GIL to the training loop
-_SLICE = 2000
-_POINT_COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at"
+_CODE, _SECOND = itemgetter(0), itemgetter(1)
+#: operation code -> its kind: both point codes are one kind, inserted together
+_KIND = tuple(POINT if code == POINT_ENC else code for code in range(11))
 
 
 @dataclass
@@ -56,6 +54,11 @@ class Cursor:
                 "rewinds": self.rewinds, "series": {str(k): v for k, v in self.series.items()},
                 "stats": {str(k): v for k, v in self.stats.items()}, "created_ms": self.created_ms}
 
+    def copy(self) -> "Cursor":
+        """A copy whose maps the caller may change (cheaper than ``copy.deepcopy``)."""
+        return Cursor(self.run_id, self.stage, self.stage_id, self.rewinds, dict(self.series), dict(self.metric_ids),
+                      {k: list(v) for k, v in self.stats.items()}, self.created_ms)
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Cursor":
         series_ids = {int(k): int(v) for k, v in data["series"].items()}
@@ -64,104 +67,40 @@ class Cursor:
                    created_ms=data["created_ms"])
 
 
-def _point_sql(conn: Connection) -> str:
-    return f"INSERT INTO points ({_POINT_COLUMNS}) VALUES ({', '.join([placeholder(conn)] * 8)})"
-
-
 def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int) -> Cursor:
     """Apply ``batch`` in order and stamp the run with ``batch_id``; return the cursor after it.
 
     The stamp (``runs.last_batch``) lets a writer whose COMMIT went unanswered find out whether
-    the batch landed, so that a retry never doubles it.
+    the batch landed, so that a retry never doubles it. The batch's points, whatever their kind,
+    are inserted together (only a rewind, which supersedes what came before it, splits them),
+    and each series' summary is updated once.
     """
-    after = copy.deepcopy(cursor)
-    sql = _point_sql(conn)
-    sqlite = conn.dialect.name == "sqlite"
-    # consecutive operations of one kind together, grouped in C: no Python work per point
-    for code, group in groupby(batch, key=itemgetter(0)):
-        if code == POINT and sqlite:
-            _insert_plain_sqlite(conn, list(group), after)
-        elif code in (POINT, POINT_ENC):
-            _insert_points(conn, sql, list(group), after)
-        elif code != FLUSH:
-            for op in group:
+    after = cursor.copy()
+    points: list[Op] = []
+    epoch = None  # the last EPOCH's, written with the stamp: one statement less per epoch
+    # runs of operations of one kind (both point codes are one kind), grouped in C
+    kinds = map(_KIND.__getitem__, map(_CODE, batch))
+    for kind, group in groupby(zip(kinds, batch), key=_CODE):
+        if kind == POINT:
+            points += map(_SECOND, group)
+        elif kind == EPOCH:
+            _, last = deque(group, maxlen=1).pop()  # of a run of EPOCHs, the last counts
+            epoch = last[1]
+        elif kind != FLUSH:
+            for _, op in group:
+                if kind == REWIND:
+                    insert_points(conn, points, after.series, after.stats, after.created_ms)
+                    points = []
+                if kind in (REWIND, STAGE):
+                    epoch = None  # they set the epoch themselves, after any EPOCH before them
                 _apply_one(conn, after, op)
-    conn.execute(update(runs).where(runs.c.id == after.run_id).values(heartbeat_at=now_ms(), last_batch=batch_id))
-    return after
-
-
-def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> None:
-    """Insert queued points ``(POINT, token, seq, epoch, float or encoded, time in s)``.
-
-    The writer thread shares the GIL with the training loop, so the common case (a plain float)
-    is one list comprehension; per-series summaries are then read back by the database itself.
-    """
-    ids, created = cur.series, cur.created_ms
-    touched: set[int] = set()
-    for start in range(0, len(ops), _SLICE):
-        rows = [
-            (ids[t], 0, s, e, v, None, None, int(a * 1000) - created)
-            if type(v) is float and v == v and (v or copysign(1.0, v) > 0)
-            else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000) - created)
-            for _, t, s, e, v, a in ops[start:start + _SLICE]
-        ]
-        _write_rows(conn, sql, rows)
-        touched.update(row[0] for row in rows)
-        time.sleep(0)  # hand the GIL back to the training loop between slices
-    _update_stats(conn, cur, touched)
-
-
-_PLAIN_SQLITE = (
-    f"INSERT INTO points ({_POINT_COLUMNS}) "
-    # the queued tuple is bound as it is: ?2 token, ?3 seq, ?4 epoch, ?5 value, ?6 time in s;
-    # SQLite binds NaN as NULL, which is what `special` 1 means; times are ms since the run began
-    "SELECT series_id, 0, ?3, ?4, ?5, CASE WHEN ?5 IS NULL THEN 1 END, NULL, CAST(?6 * 1000 AS INTEGER) - {created} "
-    "FROM temp.rh_tokens WHERE token = ?2 AND ?1 IS NOT NULL"
-)
-
-
-def _insert_plain_sqlite(conn: Connection, ops: list[Op], cur: Cursor) -> None:
-    """Insert plain-float points on SQLite by binding the queued tuples directly.
-
-    The token -> series id map lives in a TEMP table of the connection, so the writer does no
-    Python work per point at all (it shares the GIL with the training loop).
-    """
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS rh_tokens (token INTEGER PRIMARY KEY, series_id INTEGER NOT NULL)"
-    )
-    conn.exec_driver_sql("INSERT OR REPLACE INTO temp.rh_tokens VALUES (?, ?)", list(cur.series.items()))
-    inserted = conn.exec_driver_sql(_PLAIN_SQLITE.format(created=int(cur.created_ms)), ops).rowcount
-    if inserted != len(ops):  # a token without a series would be a bug: never lose points quietly
-        raise RuntimeError(f"inserted {inserted} of {len(ops)} points: unknown series token")
-    tokens = set(map(itemgetter(1), ops))
-    _update_stats(conn, cur, {cur.series[t] for t in tokens})
-
-
-def _write_rows(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """Insert point rows: ``executemany`` on SQLite, ``COPY`` on PostgreSQL (several times faster
-    than psycopg's ``executemany``), in the caller's transaction either way."""
-    if conn.dialect.name != "postgresql":
-        conn.exec_driver_sql(sql, rows)
-        return
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY points ({_POINT_COLUMNS}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _update_stats(conn: Connection, cur: Cursor, touched: set[int]) -> None:
-    """Fold the points just inserted into each touched series' summary (count, min, max)."""
+    insert_points(conn, points, after.series, after.stats, after.created_ms)
     mark = placeholder(conn)
-    for series_id in touched:
-        entry = cur.stats.setdefault(series_id, [0, None, None])
-        n, low, high = conn.exec_driver_sql(
-            f"SELECT COUNT(*), MIN(value), MAX(value) FROM points WHERE series_id = {mark} AND rev = 0 AND seq >= {mark}",
-            (series_id, entry[0]),
-        ).one()
-        entry[0] += n
-        entry[1] = low if entry[1] is None or (low is not None and low < entry[1]) else entry[1]
-        entry[2] = high if entry[2] is None or (high is not None and high > entry[2]) else entry[2]
-        conn.execute(update(series).where(series.c.id == series_id).values(n_points=entry[0], min_value=entry[1], max_value=entry[2]))
+    sets, params = f"heartbeat_at = {mark}, last_batch = {mark}", [now_ms(), batch_id]
+    if epoch is not None:
+        sets, params = f"{sets}, current_epoch = {mark}", [*params, epoch]
+    conn.exec_driver_sql(f"UPDATE runs SET {sets} WHERE id = {mark}", (*params, after.run_id))
+    return after
 
 
 def batch_landed(conn: Connection, run_id: int, batch_id: int) -> bool:
@@ -185,8 +124,6 @@ def _apply_one(conn: Connection, cur: Cursor, op: Op) -> None:
             cur.stage_id = inserted_id(result)
             values["current_stage"] = cur.stage
         conn.execute(update(runs).where(run).values(values))
-    elif code == EPOCH:
-        conn.execute(update(runs).where(run).values(current_epoch=op[1]))
     elif code == REWIND:
         _rewind(conn, cur, op[1], op[2])
     elif code == EVENT:

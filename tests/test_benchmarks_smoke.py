@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GOAL_ROWS = ("1a", "1b", "2a", "2b", "3a", "3b", "4", "5a", "5b", "6a", "6b")
+GOAL_ROWS = ("1a", "1b", "2a", "2b", "2d", "2e", "2f", "3a", "3b", "4", "5a", "5b", "6a", "6b")
 
 
 def test_can_run_the_benchmarks_at_tiny_sizes(tmp_path: Path) -> None:
