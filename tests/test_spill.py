@@ -301,6 +301,8 @@ def test_an_empty_database_is_refused_and_left_empty(
     url: str, other_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any],
 ) -> None:
     path = _spill(url, tmp_path, monkeypatch)
+    if not is_postgres(other_url):
+        (tmp_path / "other.db").touch()  # an empty SQLite file (a missing one is refused: see below)
     result = run("import-spill", str(path), "--url", other_url)
     assert (result.exit_code, result.output) == (1, (
         f"Error: {path} belongs to database {_identity(url)} ({url}), not to {other_url}, which is empty; "

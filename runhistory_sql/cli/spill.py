@@ -26,7 +26,8 @@ def import_spill(file: str, url: str | None) -> None:
     """
     from .. import spill
 
-    target = url or os.environ.get(ENV_VAR) or spill.read_header(file)["url"]
+    header, _ = spill.read(file)  # a malformed or cut file is refused before any database is opened
+    target = url or os.environ.get(ENV_VAR) or header["url"]
     if "***" in target:
         raise click.ClickException(
             f"The URL in {file} hides its password ({target}). Pass it with --url or $RUNHISTORY_SQL_URL."
