@@ -45,7 +45,7 @@ def write(
     with path.open("w", encoding="utf-8") as f:
         f.write(json.dumps(header) + "\n")
         for op in ops:
-            f.write(json.dumps(list(op), ensure_ascii=False) + "\n")
+            f.write(json.dumps(list(op), ensure_ascii=True) + "\n")  # ASCII: a lone surrogate cannot cut it short
     return path
 
 
