@@ -28,7 +28,7 @@ def check_name(what: str, text: str) -> None:
     """
     if len(text) > MAX_NAME_CHARS:
         raise InvalidArgumentError(
-            f"A {what} can be at most {MAX_NAME_CHARS} characters long (so that SQLite and PostgreSQL "
+            f"{'An' if what[0] in 'aeiou' else 'A'} {what} can be at most {MAX_NAME_CHARS} characters long (so that SQLite and PostgreSQL "
             f"can index it), not {len(text):,}: {text[:40]!r}... Use a shorter {what}."
         )
     check_no_nul(what, text)
@@ -54,7 +54,7 @@ def check_arguments(
             text = json.dumps(tags, ensure_ascii=False)
         except (TypeError, ValueError) as e:
             raise TypeError(f"tags must be JSON-serialisable: {e}") from e
-        check_unicode("tags", text)
+        check_unicode("text of the tags", text)
     if not isinstance(flush_interval, (int, float)) or not 0 < flush_interval <= 60:
         raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
     if not isinstance(heartbeat, (int, float)) or not 0.05 <= heartbeat <= 3600:

@@ -63,16 +63,20 @@ def _tensor_like(value: Any, what: str) -> Any:
     try:
         plain = tolist()
     except Exception as e:  # noqa: BLE001 - e.g. NotImplementedError of a meta tensor
-        raise TypeError(
+        raise _Unreadable(
             f"Cannot record the {_type_name(value)} for {what}: reading it failed ({e}). "
             "Record a number or a tensor that holds data (not one on the meta device)."
         ) from e
     if not isinstance(plain, _PLAIN):  # numpy.longdouble.tolist() is itself, for one
-        raise TypeError(
+        raise _Unreadable(
             f"Cannot record a value of type {_type_name(value)} for {what}: it has no plain "
             "Python equivalent. Convert it first, e.g. with float()."
         )
     return plain
+
+
+class _Unreadable(TypeError):
+    """A tensor or numpy value that cannot be stored: its message is final, wherever it was."""
 
 
 _NOT_TENSOR = object()
@@ -124,7 +128,7 @@ def encode(value: Any, metric_name: str) -> Encoded:
 def _dumps(value: Any, metric_name: str) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False, default=functools.partial(_json_default, f"metric {metric_name!r}"))
-    except InvalidArgumentError:
+    except (InvalidArgumentError, _Unreadable):
         raise
     except (TypeError, ValueError) as e:
         raise TypeError(
@@ -138,7 +142,7 @@ def _dumps(value: Any, metric_name: str) -> str:
 def _json_default(what: str, obj: Any) -> Any:
     plain = _tensor_like(obj, what)
     if plain is _NOT_TENSOR:
-        raise TypeError(f"{type(obj).__qualname__} is not JSON serializable")
+        raise TypeError(f"Object of type {_type_name(obj)} is not JSON serializable")
     return plain
 
 
@@ -175,7 +179,7 @@ def event_json(kind: str, payload: dict[str, Any]) -> str:
             if isinstance(e, InvalidArgumentError) or "Circular" in str(e):
                 raise
             text = json.dumps(_finite(payload, what), ensure_ascii=False, allow_nan=False, default=default)
-    except InvalidArgumentError:
+    except (InvalidArgumentError, _Unreadable):
         raise
     except (TypeError, ValueError, RecursionError) as e:
         reason = "Circular reference detected" if isinstance(e, RecursionError) else str(e)
