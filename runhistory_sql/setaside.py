@@ -39,20 +39,28 @@ _SHOWN_CHARS = 200
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether a failed commit is worth retrying as it is (else it must be split)."""
+    """Whether a failed commit is worth retrying as it is (else it must be split).
+
+    The driver's own errors count as SQLAlchemy's do: points go to PostgreSQL through the raw
+    driver's ``COPY``, whose errors SQLAlchemy never wraps.
+    """
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
-    if isinstance(error, (exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError, OSError)):
+    transient = (exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError, exc.PendingRollbackError, OSError)
+    if isinstance(error, transient):
         return True
-    if not isinstance(error, exc.OperationalError):
+    cause = error.orig if isinstance(error, exc.DBAPIError) else error
+    kinds = {kind.__name__ for kind in type(cause).__mro__}
+    if "InterfaceError" in kinds:
+        return True
+    if "OperationalError" not in kinds:
         return False
-    state = getattr(error.orig, "sqlstate", None)
+    state = getattr(cause, "sqlstate", None)
     if state:
         return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
-    if type(error.orig).__module__.startswith("sqlite3"):
-        text = str(error.orig).lower()
-        return any(word in text for word in _SQLITE_TRANSIENT)
-    return True  # no SQLSTATE from a server driver: the connection itself failed
+    if type(cause).__module__.startswith("sqlite3"):
+        return any(word in str(cause).lower() for word in _SQLITE_TRANSIENT)
+    return True  # no SQLSTATE from a server's driver: the connection itself failed
 
 
 def safe_text(text: Any, limit: int = _SHOWN_CHARS) -> str:

@@ -186,3 +186,20 @@ def test_only_connection_and_lock_failures_are_transient(db_path: Path) -> None:
     assert str(locked.value.orig) == "database is locked"
     assert [is_transient(e.value) for e in (locked, duplicate, no_table)] == [True, False, False]
     assert is_transient(UnicodeEncodeError("utf-8", BAD, 3, 4, "surrogates not allowed")) is False
+
+
+def test_the_drivers_own_errors_are_told_apart_too(pg_url: str) -> None:
+    # points reach PostgreSQL through psycopg's COPY, whose errors SQLAlchemy does not wrap
+    import psycopg
+
+    from pg_server import free_port
+
+    with pytest.raises(psycopg.OperationalError) as unreachable:
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/x", connect_timeout=2)
+    with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute("CREATE TABLE n (name text UNIQUE)")
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded) as too_big:  # an index row too large
+            conn.execute("INSERT INTO n VALUES (%s)", ["".join(chr(0x4E00 + i % 5000) for i in range(10_000))])
+
+    assert is_transient(unreachable.value) is True
+    assert is_transient(too_big.value) is False
