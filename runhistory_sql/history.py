@@ -31,7 +31,7 @@ from .errors import RunHistorySQLError, brief, unreachable
 from .migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
 from .runs import RunState, open_run
-from .snapshot import config_row
+from .snapshot import config_row, storable_text
 from .values import encode, event_json
 
 log = logging.getLogger("runhistory_sql")
@@ -347,13 +347,18 @@ class SQLRunHistory(RunHistory):
         if self._closed:
             return
         if error is not None:
-            self.log_event("exception", **lifecycle.describe(error))
+            self._log_escaped("exception", **lifecycle.describe(error))
         elif exit_code not in (None, 0):
-            self.log_event("exit", code=exit_code if isinstance(exit_code, int) else str(exit_code))
+            self._log_escaped("exit", code=exit_code if isinstance(exit_code, int) else str(exit_code))
         elif self._in_run:
             self.log_event("interrupted", reason="the process ended during a training or evaluation run")
         failed = error is not None or exit_code not in (None, 0) or self._in_run
         self.close("failed" if failed else "finished")
+
+    def _log_escaped(self, kind: str, **payload: Any) -> None:
+        """``log_event`` for text the user did not choose (an error message): a lone surrogate in
+        it is stored escaped, never refused, so that the run is still closed."""
+        self.log_event(kind, **{k: storable_text(v) if isinstance(v, str) else v for k, v in payload.items()})
 
     def __enter__(self) -> "SQLRunHistory":
         return self

@@ -918,6 +918,16 @@ def test_an_exception_in_the_with_block_marks_the_run_failed(url):
     assert query(url, "SELECT status FROM v_runs") == [("failed",)]
 
 
+def test_an_exception_whose_message_no_database_can_store_still_marks_the_run_failed(url):
+    with pytest.raises(FileNotFoundError):
+        with SQLRunHistory(url, run_name="run"):
+            raise FileNotFoundError("no file b'\\xff' decoded as 'x\udcff.pt'")
+
+    (payload,) = query(url, "SELECT payload FROM v_events WHERE kind = 'exception'")[0]
+    assert query(url, "SELECT status FROM v_runs") == [("failed",)]
+    assert json.loads(payload)["message"] == "no file b'\\xff' decoded as 'x\\udcff.pt'"
+
+
 def test_flush_after_close_returns_at_once(history):
     history.update_metric("loss", 1.0)
     history.close()
