@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from typing import Any
 
 from .errors import InvalidArgumentError
@@ -59,3 +60,23 @@ def check_arguments(
         raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
     if not isinstance(heartbeat, (int, float)) or not 0.05 <= heartbeat <= 3600:
         raise ValueError(f"heartbeat_interval must be a number of seconds in [0.05, 3600], not {heartbeat!r}.")
+
+
+def as_epoch(epoch: Any) -> int:
+    """An epoch as an ``int``: any integral number (a numpy integer, a 0-dim integer tensor, as a
+    checkpoint's metadata may hold one), but not a bool, a float or a str.
+
+    :raises TypeError: for anything else, naming it
+    """
+    if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):  # numpy's bool is not Integral
+        return int(epoch)
+    dtype = getattr(epoch, "dtype", None)
+    if type(epoch).__module__.startswith("torch") and getattr(epoch, "ndim", None) == 0 and dtype is not None \
+            and not (dtype.is_floating_point or dtype.is_complex):
+        value = epoch.item()
+        if not isinstance(value, bool):
+            return int(value)
+    raise TypeError(
+        f"The epoch must be a non-negative int, not {type(epoch).__name__} {epoch!r}. Pass an int "
+        "(a numpy integer or a 0-dim integer tensor also does)."
+    )

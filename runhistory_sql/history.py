@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import numbers
 import os
 import socket
 import sys
@@ -23,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from . import lifecycle
 from . import apply as w
 from .apply import Cursor
-from .checks import check_arguments, check_name
+from .checks import as_epoch, check_arguments, check_name
 from .writer import Writer
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
@@ -236,7 +235,7 @@ class SQLRunHistory(RunHistory):
         the mirror and from ``v_metrics``, kept in the table (the trainer re-runs that epoch).
         """
         self._check_open()
-        epoch = _as_epoch(epoch)
+        epoch = as_epoch(epoch)
         if epoch < 0:
             raise ValueError(f"The epoch must be a non-negative int, not {epoch!r}.")
         for entry in self._m.values():
@@ -371,23 +370,6 @@ class SQLRunHistory(RunHistory):
 
     def __repr__(self) -> str:
         return f"SQLRunHistory({self.url!r}, experiment={self.experiment!r}, run_name={self.run_name!r})"
-
-
-def _as_epoch(epoch: Any) -> int:
-    """An epoch as an ``int``: any integral number (a numpy integer, a 0-dim integer tensor, as a
-    checkpoint's metadata may hold one), but not a bool, a float or a str."""
-    if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):  # numpy's bool is not Integral
-        return int(epoch)
-    dtype = getattr(epoch, "dtype", None)
-    if type(epoch).__module__.startswith("torch") and getattr(epoch, "ndim", None) == 0 and dtype is not None \
-            and not (dtype.is_floating_point or dtype.is_complex):
-        value = epoch.item()
-        if not isinstance(value, bool):
-            return int(value)
-    raise TypeError(
-        f"The epoch must be a non-negative int, not {type(epoch).__name__} {epoch!r}. Pass an int "
-        "(a numpy integer or a 0-dim integer tensor also does)."
-    )
 
 
 def _truncate(entry: list[Any], epoch: int) -> None:
