@@ -190,7 +190,7 @@ class Writer:
                     self._error, self._retry = e, (batch, batch_id)
                     backoff = min(max(backoff * 2, 0.25), 5.0)
                     continue
-                self._retry, backoff = None, 0.0
+                self._retry, self._error, backoff = None, None, 0.0  # the database answers
                 self._wake.set()  # go on with the first piece at once
                 continue
             self._retry, self._error, backoff = None, None, 0.0
