@@ -2,15 +2,38 @@
 from __future__ import annotations
 
 import json
+import numbers
 from typing import Any
 
+from .errors import InvalidArgumentError
 from .runs import RESUME_MODES
+from .values import check_unicode
+
+#: The longest metric name, event kind, run or experiment name, in characters. At most 4 bytes
+#: each in UTF-8, such a name stays under PostgreSQL's largest index entry (2704 bytes), so that
+#: both backends can index it.
+MAX_NAME_CHARS = 500
 
 
 def check_no_nul(what: str, text: str) -> None:
     """Refuse a NUL character, which PostgreSQL cannot store."""
     if "\x00" in text:
         raise ValueError(f"A {what} cannot contain a NUL character (PostgreSQL cannot store it): {text!r}.")
+
+
+def check_name(what: str, text: str) -> None:
+    """Refuse a name the database cannot store or index: a NUL, a lone surrogate, or more than
+    :data:`MAX_NAME_CHARS` characters.
+
+    :raises ValueError: naming ``what`` and the fix
+    """
+    if len(text) > MAX_NAME_CHARS:
+        raise InvalidArgumentError(
+            f"{'An' if what[0] in 'aeiou' else 'A'} {what} can be at most {MAX_NAME_CHARS} characters long (so that SQLite and PostgreSQL "
+            f"can index it), not {len(text):,}: {text[:40]!r}... Use a shorter {what}."
+        )
+    check_no_nul(what, text)
+    check_unicode(what, text)
 
 
 def check_arguments(
@@ -22,17 +45,38 @@ def check_arguments(
     if run_name is not None and (not isinstance(run_name, str) or not run_name):
         raise TypeError(f"run_name must be a non-empty str or None, not {run_name!r}.")
     for what, text in (("experiment", experiment), ("run_name", run_name or "")):
-        check_no_nul(what, text)
+        check_name(what, text)
     if resume not in RESUME_MODES:
         raise ValueError(f"resume must be one of {', '.join(map(repr, RESUME_MODES))}, not {resume!r}.")
     if tags is not None:
         if not isinstance(tags, dict):
             raise TypeError(f"tags must be a dict, not {type(tags).__qualname__}.")
         try:
-            json.dumps(tags)
+            text = json.dumps(tags, ensure_ascii=False)
         except (TypeError, ValueError) as e:
             raise TypeError(f"tags must be JSON-serialisable: {e}") from e
+        check_unicode("text of the tags", text)
     if not isinstance(flush_interval, (int, float)) or not 0 < flush_interval <= 60:
         raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
     if not isinstance(heartbeat, (int, float)) or not 0.05 <= heartbeat <= 3600:
         raise ValueError(f"heartbeat_interval must be a number of seconds in [0.05, 3600], not {heartbeat!r}.")
+
+
+def as_epoch(epoch: Any) -> int:
+    """An epoch as an ``int``: any integral number (a numpy integer, a 0-dim integer tensor, as a
+    checkpoint's metadata may hold one), but not a bool, a float or a str.
+
+    :raises TypeError: for anything else, naming it
+    """
+    if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):  # numpy's bool is not Integral
+        return int(epoch)
+    dtype = getattr(epoch, "dtype", None)
+    if type(epoch).__module__.startswith("torch") and getattr(epoch, "ndim", None) == 0 and dtype is not None \
+            and not (dtype.is_floating_point or dtype.is_complex):
+        value = epoch.item()
+        if not isinstance(value, bool):
+            return int(value)
+    raise TypeError(
+        f"The epoch must be a non-negative int, not {type(epoch).__name__} {epoch!r}. Pass an int "
+        "(a numpy integer or a 0-dim integer tensor also does)."
+    )

@@ -7,7 +7,6 @@ Every process keeps an in-memory mirror of the current stage that answers all re
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import socket
@@ -23,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from . import lifecycle, spill
 from . import apply as w
 from .apply import Cursor
-from .checks import check_arguments, check_no_nul
+from .checks import as_epoch, check_arguments, check_name
 from .writer import Writer
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
@@ -31,8 +30,8 @@ from .errors import RunHistorySQLError, brief, unreachable
 from .migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
 from .runs import RunState, open_run
-from .snapshot import config_row, jsonable
-from .values import encode
+from .snapshot import config_row, storable_text
+from .values import encode, event_json
 
 log = logging.getLogger("runhistory_sql")
 _tokens = itertools.count(1)
@@ -105,13 +104,14 @@ class SQLRunHistory(RunHistory):
         self._queue: Any = None
         if writes and state.run_id is not None:
             tokens = {self._m[name][2]: series_id for name, (series_id, _, _) in state.series.items()}
+            names = {self._m[name][2]: name for name in state.series}
             cursor = Cursor(
                 state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats,
                 created_ms=state.created_ms,
             )
             assert origin is not None
             self._writer = Writer(
-                self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval, origin=origin,
+                self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval, origin=origin, names=names,
             )
             self._queue, self._wake, self._wake_at = self._writer.queue, self._writer.wake, self._writer.batch_size
             if state.resumed:
@@ -194,7 +194,7 @@ class SQLRunHistory(RunHistory):
                 self._wake()
 
     def _start_series(self, name: str) -> list[Any]:
-        check_no_nul("metric name", name)  # once per name and stage: not on the hot path
+        check_name("metric name", name)  # once per name and stage: not on the hot path
         token = next(_tokens)
         self._m[name] = entry = [[], [], token, None]
         self._stage_used = True
@@ -238,8 +238,7 @@ class SQLRunHistory(RunHistory):
         the mirror and from ``v_metrics``, kept in the table (the trainer re-runs that epoch).
         """
         self._check_open()
-        if type(epoch) is not int:
-            raise TypeError(f"The epoch must be a non-negative int, not {type(epoch).__name__} {epoch!r}.")
+        epoch = as_epoch(epoch)
         if epoch < 0:
             raise ValueError(f"The epoch must be a non-negative int, not {epoch!r}.")
         for entry in self._m.values():
@@ -255,19 +254,14 @@ class SQLRunHistory(RunHistory):
         """Record an event of the run (a learning-rate change, a checkpoint) at the current epoch.
 
         :param kind: what happened, e.g. ``"checkpoint"``
-        :param payload: JSON-serialisable details
+        :param payload: details: numbers, str, dict, list, None, tensors and numpy values
+        :raises TypeError: for anything else in the payload, as ``update_metric`` would
         """
         if not isinstance(kind, str) or not kind:
             raise TypeError(f"An event kind must be a non-empty str, not {kind!r}.")
-        check_no_nul("event kind", kind)
+        check_name("event kind", kind)
         self._check_open()
-        try:  # tensors, numpy values and the like as jsonable() makes them, wherever they are
-            body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=jsonable)
-        except ValueError as e:
-            if "Circular" in str(e):
-                raise TypeError(f"The payload of event {kind!r} cannot be stored as JSON: {e}") from e
-            # NaN and infinities are not JSON: store them as the strings "NaN", "Infinity"
-            body = json.dumps(jsonable(payload), ensure_ascii=False, allow_nan=False, default=jsonable)
+        body = event_json(kind, payload)  # the rule of metric values; NaN as the string "NaN"
         self._put((w.EVENT, kind, self._epoch, now_ms(), body))
 
     def record_config(self, kind: str, fields: dict[str, Any]) -> None:
@@ -296,6 +290,12 @@ class SQLRunHistory(RunHistory):
     def _put(self, op: tuple[Any, ...]) -> None:
         if self._writer is not None:
             self._writer.put(op)
+
+    @property
+    def set_aside_path(self) -> Path | None:
+        """The file of operations the database refused (each also a ``write_error`` event), or
+        ``None`` while there is none."""
+        return self._writer.set_aside.path if self._writer is not None else None
 
     @property
     def is_writer(self) -> bool:
@@ -349,13 +349,18 @@ class SQLRunHistory(RunHistory):
         if self._closed:
             return
         if error is not None:
-            self.log_event("exception", **lifecycle.describe(error))
+            self._log_escaped("exception", **lifecycle.describe(error))
         elif exit_code not in (None, 0):
-            self.log_event("exit", code=exit_code if isinstance(exit_code, int) else str(exit_code))
+            self._log_escaped("exit", code=exit_code if isinstance(exit_code, int) else str(exit_code))
         elif self._in_run:
             self.log_event("interrupted", reason="the process ended during a training or evaluation run")
         failed = error is not None or exit_code not in (None, 0) or self._in_run
         self.close("failed" if failed else "finished")
+
+    def _log_escaped(self, kind: str, **payload: Any) -> None:
+        """``log_event`` for text the user did not choose (an error message): a lone surrogate in
+        it is stored escaped, never refused, so that the run is still closed."""
+        self.log_event(kind, **{k: storable_text(v) if isinstance(v, str) else v for k, v in payload.items()})
 
     def __enter__(self) -> "SQLRunHistory":
         return self

@@ -24,7 +24,7 @@ from .errors import SpillFileError
 
 def encode(op: Op) -> str:
     """One operation as its JSON line (with the newline). Floats keep NaN, infinities, -0.0."""
-    return json.dumps(list(op), ensure_ascii=False) + "\n"
+    return json.dumps(list(op), ensure_ascii=True) + "\n"  # ASCII: a lone surrogate cannot cut a file short
 
 
 def decode(line: str | bytes) -> Op:
@@ -39,7 +39,7 @@ def write(path: Path, header: dict[str, Any], ops: Iterable[Op]) -> Path:
     """
     digest = hashlib.sha256()
     lines = [line.encode("utf-8") for line in map(encode, ops)]
-    head = (json.dumps({**header, "ops": len(lines)}, ensure_ascii=False) + "\n").encode("utf-8")
+    head = (json.dumps({**header, "ops": len(lines)}, ensure_ascii=True) + "\n").encode("utf-8")
     partial = path.with_name(f".{path.name}.partial")
     try:
         with partial.open("wb") as f:

@@ -78,7 +78,7 @@ def config_row(fields: dict[str, Any]) -> dict[str, Any]:
     Each value is coerced to its column's type or stored as ``None``, so that a strange value can
     never make the writer's insert fail (an int beyond the column's range would fail it on every
     retry, holding back every point after it); dicts (the dataloader kwargs) become JSON text.
-    Fields the table has no column for are left out.
+    Fields the table has no column for are left out; text is made storable (:func:`storable_text`).
     """
     from sqlalchemy import BigInteger, Boolean, Float, Integer
 
@@ -99,5 +99,18 @@ def config_row(fields: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(column.type, Float):
             row[name] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         else:
-            row[name] = value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False)
+            text = value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False)
+            row[name] = None if text is None else storable_text(text)
     return row
+
+
+def storable_text(text: str) -> str:
+    """``text`` as every database can store it: a NUL and lone surrogates written as escapes
+    (``\\x00``, ``\\ud800``), so that a snapshot never fails the writer's insert."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -4,7 +4,9 @@ The training loop appends operations to a queue and goes on; a daemon thread com
 batches, in order, when the queue is long, every ``interval`` seconds, and on ``flush()``. A
 batch that fails (database gone, locked) is retried with backoff until it lands, before anything
 queued after it; a retry first asks whether the failed attempt committed after all, so nothing is
-dropped and nothing doubled. What still cannot be committed at ``close()`` goes to a spill file.
+dropped and nothing doubled. A batch that fails for any other reason is split until the failing
+operation is alone; that one is set aside (see :mod:`~runhistory_sql.setaside`) and everything
+else commits, in order. What still cannot be committed at ``close()`` goes to a spill file.
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from . import spill
-from .apply import END, FLUSH, Cursor, Op, apply_batch, batch_landed
+from .apply import DELETE, END, FLUSH, POINT, POINT_ENC, SERIES, Cursor, Op, apply_batch, batch_landed
 from .clock import HEARTBEAT_S, now_ms
 from .engine import writer_engine
 from .errors import brief
+from .setaside import SetAside, is_transient
 
 log = logging.getLogger("runhistory_sql")
 
@@ -48,11 +51,13 @@ class Writer:
     :param max_queue: a queue longer than this (the database failing, or not keeping up with a
         tight loop) moves to a temporary file, the memory bound; it is written back in order
     :param origin: the run's database and run identities, which a spill file records
+    :param names: series token -> metric name of the series known already (for set-aside points)
     """
 
     def __init__(
         self, engine: Engine, cursor: Cursor, *, interval: float = 1.0, batch_size: int = 50_000,
         heartbeat: float = HEARTBEAT_S, max_queue: int = 1_000_000, origin: spill.Origin,
+        names: dict[int, str] | None = None,
     ) -> None:
         self.queue: deque[Op] = deque()
         self.batch_size = batch_size
@@ -73,6 +78,13 @@ class Writer:
         self._urgent = threading.Event()
         self._error: BaseException | None = None
         self._last_commit = 0
+        #: the parts of a batch split after a failure that was not transient, in order; none landed
+        self._pieces: deque[list[Op]] = deque()
+        #: tokens of series whose SERIES operation was set aside: their points follow it
+        self._dead: set[int] = set()
+        self._ended = False
+        self.names: dict[int, str] = dict(names or {})
+        self.set_aside = SetAside(cursor.run_id, self.names)
         self._thread = threading.Thread(target=self._loop, name="runhistory-sql-writer", daemon=True)
         self._thread.start()
 
@@ -80,6 +92,8 @@ class Writer:
 
     def put(self, op: Op) -> None:
         """Queue one operation."""
+        if op[0] == SERIES:
+            self.names[op[1]] = op[2]
         self.queue.append(op)
         if len(self.queue) == self.batch_size:
             self._wake.set()
@@ -118,18 +132,25 @@ class Writer:
         self._urgent.set()
         self._wake.set()
         self._thread.join(timeout)
-        if not self._thread.is_alive():
+        if not self._thread.is_alive() and not self._unwritten():
             return None
         self._abandoned = True
         self._urgent.set()
         self._wake.set()
         self._thread.join(5.0)  # let an attempt in flight end (one that ends after this rolls back)
         pending = list(self._retry[0]) if self._retry else []
-        pending += self._overflowed_ops()  # never attempted, so safe to apply after the retry
+        # none of these landed, so they are safe to apply after the batch in flight, whether or
+        # not that one did (the import skips only the pending ones then)
+        queued = [op for piece in self._pieces for op in piece] + self._overflowed_ops() + list(self.queue)
         batch_id = self._retry[1] if self._retry else None
         return spill.write(
-            self._cursor, pending, batch_id, list(self.queue), origin=self._origin, attempted=self._attempted,
+            self._cursor, pending, batch_id, queued, origin=self._origin, attempted=self._attempted,
         )
+
+    def _unwritten(self) -> bool:
+        """Whether anything is left that the thread did not commit (it stopped early)."""
+        queued = any(op[0] != FLUSH for op in self.queue)
+        return queued or self._retry is not None or bool(self._pieces) or bool(self._overflow)
 
     @property
     def last_error_text(self) -> str:
@@ -147,30 +168,38 @@ class Writer:
                 return
             if len(self.queue) > self.max_queue:  # far behind (or failing): bound the memory
                 self._overflow_to_disk()
-            if self._retry is None and self._can_wait() and self._in_a_burst():
+            if self._retry is None and not self._pieces and self._can_wait() and self._in_a_burst():
                 # Let the burst run: commit when the interval is up, or at once on a flush.
                 # (Waking often would cost the training loop a GIL hand-over each time.)
                 self._urgent.wait(max(0.0, self._interval - (now_ms() - self._last_commit) / 1000))
             self._urgent.clear()
             self._flush_wanted = False
             if self._retry is None:
-                batch, batch_id, retrying = self._drain(), secrets.randbits(62), False
+                batch, batch_id, retrying = self._next_batch(), secrets.randbits(62), False
             else:
                 (batch, batch_id), retrying = self._retry, True
             if not batch and now_ms() - self._last_commit < self._heartbeat_ms:
+                if self._pieces:
+                    self._wake.set()
                 continue
             # unconfirmed until committed: should the commit hang, close() spills this batch
             self._retry = (batch, batch_id)
             try:
                 self._commit(batch, batch_id, retrying)
-            except Exception as e:  # noqa: BLE001 - any failure is retried; nothing dropped
-                if self._error is None and not self._abandoned:
-                    log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
-                self._error, self._retry = e, (batch, batch_id)
-                backoff = min(max(backoff * 2, 0.25), 5.0)
+            except Exception as e:  # noqa: BLE001 - retried, or split and the bad part set aside
+                if self._abandoned or is_transient(e) or not self._split(batch, e):
+                    if self._error is None and not self._abandoned:
+                        log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
+                    self._error, self._retry = e, (batch, batch_id)
+                    backoff = min(max(backoff * 2, 0.25), 5.0)
+                    continue
+                self._retry, self._error, backoff = None, None, 0.0  # the database answers
+                self._wake.set()  # go on with the first piece at once
                 continue
             self._retry, self._error, backoff = None, None, 0.0
-            if self._stopping and any(op[0] == END for op in batch):
+            if self._pieces:  # the rest of a split batch: at once, not at the next interval
+                self._wake.set()
+            if self._stopping and (any(op[0] == END for op in batch) or (self._ended and not self._pieces)):
                 return
 
     def _can_wait(self) -> bool:
@@ -186,6 +215,43 @@ class Writer:
         before = len(self.queue)
         time.sleep(_BURST_PROBE_S)
         return len(self.queue) - before > _BURST_OPS
+
+    def _next_batch(self) -> list[Op]:
+        """The next operations to commit: what is left of a split batch comes first."""
+        batch = self._pieces.popleft() if self._pieces else self._drain()
+        return self._without_dead(batch) if self._dead else batch
+
+    def _split(self, batch: list[Op], error: BaseException) -> bool:
+        """Split a batch that failed for good in two, or set its one operation aside; return
+        whether that was done (a batch with nothing but flush markers is retried instead)."""
+        if len(batch) > 1:
+            half = len(batch) // 2  # the first half commits first: the order is kept
+            self._pieces.extendleft((batch[half:], batch[:half]))
+            return True
+        op = batch[0]
+        if op[0] == FLUSH:
+            return False
+        try:
+            event = self.set_aside.add(op, error)
+        except Exception as e:  # noqa: BLE001 - the file cannot be written: keep the op, retry
+            log.warning("runhistory-sql: could not set aside a refused operation: %s", e)
+            return False
+        if op[0] == SERIES:
+            self._dead.add(op[1])
+        self._ended = self._ended or op[0] == END
+        if event is not None:  # committed where the bad operation was
+            self._pieces.appendleft([event])
+        return True
+
+    def _without_dead(self, batch: list[Op]) -> list[Op]:
+        """Set aside the points (and deletions) of series that could not be created."""
+        dead, kept = self._dead, []
+        for op in batch:
+            if op[0] in (POINT, POINT_ENC, DELETE) and op[1] in dead:
+                self.set_aside.add(op, "its series could not be created (see that series' write_error event)", event=False)
+            else:
+                kept.append(op)
+        return kept
 
     def _drain(self) -> list[Op]:
         if self._overflow:  # what went to disk during an outage comes first, in order
@@ -240,7 +306,7 @@ class _Overflow:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for op in ops:
                 if op[0] != FLUSH:
-                    f.write(json.dumps(op, ensure_ascii=False) + "\n")
+                    f.write(json.dumps(op, ensure_ascii=True) + "\n")  # ASCII: a lone surrogate cannot fail it
         return cls(Path(name), [op for op in ops if op[0] == FLUSH], len(ops))
 
     def load(self) -> list[Op]:

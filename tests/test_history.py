@@ -340,7 +340,10 @@ def test_the_mirror_keeps_the_original_object(history):
 
 @pytest.mark.parametrize(
     "value, named",
-    [(object(), "builtins.object"), ({1, 2}, "builtins.set"), ({"a": object()}, "object")],
+    [
+        (object(), "builtins.object"), ({1, 2}, "builtins.set"), ({"a": object()}, "object"),
+        (np.longdouble(1.5), "numpy.longdouble"), (torch.tensor(1.0, device="meta"), "torch.Tensor"),
+    ],
 )
 def test_unsupported_value_is_a_type_error_and_nothing_is_recorded(history, url, value, named):
     history.set_metric_name_prefix("eval_")
@@ -357,6 +360,42 @@ def test_unsupported_value_is_a_type_error_and_nothing_is_recorded(history, url,
     assert history.get_metric_names() == {"eval_acc"}
     assert history.get_metric_values("eval_acc") == [0.5]
     assert stored_data(url) == before
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("bad\ud800", r"^The value for metric 'eval_m' is not valid Unicode text: '\\ud800' at position 4 "),
+        ({"k\udc80": 1}, r"^The value for metric 'eval_m' is not valid Unicode text: '\\udc80' at position 3 "),
+        (np.zeros(10_001), r"^Cannot record a numpy.ndarray of 10,001 elements for metric 'eval_m': a value may "
+                           r"have at most 10,000 elements .* Log a summary \(its mean, max\) instead"),
+        (torch.zeros(100, 101), r"^Cannot record a torch.Tensor of 10,100 elements for metric 'eval_m'"),
+        ([0.0] * 10_001, r"^Cannot record a list of 10,001 elements for metric 'eval_m'"),
+        ({"t": np.zeros(10_001)}, r"^Cannot record a numpy.ndarray of 10,001 elements for metric 'eval_m'"),
+    ],
+)
+def test_a_value_no_database_can_store_or_too_large_is_a_value_error_and_nothing_is_recorded(history, url, value, message):
+    history.set_metric_name_prefix("eval_")
+    history.update_metric("acc", 0.5)
+    history.flush()
+    before = stored_data(url)
+
+    with pytest.raises(ValueError, match=message):
+        history.update_metric("m", value)
+    history.flush()
+
+    assert history.get_metric_names() == {"eval_acc"}
+    assert stored_data(url) == before
+
+
+def test_arrays_up_to_the_size_limit_are_stored_and_larger_ones_refused(history, url):
+    history.update_metric("a", np.arange(10_000))
+    with pytest.raises(ValueError, match="at most 10,000 elements"):
+        history.update_metric("a", np.arange(10_001))
+    history.flush()
+
+    assert history.get_metric_values("a")[0].tolist() == list(range(10_000))
+    assert [json.loads(text) for text, in query(url, "SELECT value_json FROM v_metrics")] == [list(range(10_000))]
 
 
 # -- 4. names stored verbatim ------------------------------------------------------------------
@@ -388,6 +427,41 @@ def test_a_non_str_metric_name_is_a_type_error(history, url, name):
 
     assert history.get_metric_names() == set()
     assert stored_data(url) == before
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("bad\ud800", r"^The metric name is not valid Unicode text: '\\ud800' at position 3 \(in 'bad\\ud800'\) is a lone "
+                      r"surrogate, which UTF-8 cannot encode and no database can store\. Remove it, or decode the "
+                      r"bytes it came from with errors='replace'\.$"),
+        ("x" * 501, r"^A metric name can be at most 500 characters long \(so that SQLite and PostgreSQL can index "
+                    r"it\), not 501: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'\.\.\. Use a shorter metric name\.$"),
+        ("a\x00b", r"^A metric name cannot contain a NUL character"),
+    ],
+)
+def test_a_metric_name_no_database_can_store_is_a_value_error_and_nothing_is_recorded(history, url, name, message):
+    history.update_metric("loss", 1.0)
+    history.flush()
+    before = stored_data(url)
+
+    with pytest.raises(ValueError, match=message):
+        history.update_metric(name, 1.0)
+    history.flush()
+
+    assert history.get_metric_names() == {"loss"}
+    assert stored_data(url) == before
+
+
+def test_a_metric_name_of_the_longest_length_is_stored_and_one_more_is_refused(history, url):
+    name = "".join(chr(0x4E00 + i) for i in range(500))  # 1,500 bytes: PostgreSQL indexes it
+
+    history.update_metric(name, 1.0)
+    with pytest.raises(ValueError, match="at most 500 characters"):
+        history.update_metric(name + "x", 1.0)
+    history.flush()
+
+    assert metric_rows(url) == [(1, name, 0, 1, 1.0, None)]
 
 
 @pytest.mark.parametrize("run_name", ODD_NAMES[:3] + ["  spaced  "])
@@ -616,7 +690,20 @@ def test_set_epoch_below_zero_is_a_value_error(history):
     assert history.current_epoch == 1
 
 
-@pytest.mark.parametrize("epoch", ["3", 2.0, True, None])
+@pytest.mark.parametrize("epoch", [np.int64(2), np.uint8(2), torch.tensor(2), torch.tensor(2, dtype=torch.int32)])
+def test_set_epoch_takes_any_integral_number_as_a_checkpoint_may_hold_one(history, url, epoch):
+    record_three_epochs(history)
+
+    history._set_epoch(epoch)
+
+    assert type(history.current_epoch) is int
+    assert (history.current_epoch, history.get_metric_values("loss")) == (2, [1.0])
+    assert query(url, "SELECT current_epoch FROM v_runs") == [(2,)]
+
+
+@pytest.mark.parametrize(
+    "epoch", ["3", 2.0, True, None, np.bool_(True), np.float64(2.0), torch.tensor(2.0), torch.tensor(True), torch.tensor([2])],
+)
 def test_set_epoch_to_something_else_than_an_int_is_a_type_error(history, epoch):
     with pytest.raises(TypeError, match="The epoch must be a non-negative int, not "):
         history._set_epoch(epoch)
@@ -669,6 +756,11 @@ def test_a_deleted_metric_stays_deleted_after_resume(url):
         ({"resume": True}, ValueError, "resume must be one of"),
         ({"tags": ["a"]}, TypeError, "tags must be a dict, not list"),
         ({"tags": {"a": object()}}, TypeError, "tags must be JSON-serialisable"),
+        ({"tags": {"a": "\ud800"}}, ValueError, r"^The text of the tags is not valid Unicode text: '\\ud800' at position 7 "),
+        ({"run_name": "r\ud800"}, ValueError, r"^The run_name is not valid Unicode text: '\\ud800' at position 1 "),
+        ({"experiment": "e\udfff"}, ValueError, r"^The experiment is not valid Unicode text: '\\udfff' at position 1 "),
+        ({"run_name": "r" * 501}, ValueError, r"^A run_name can be at most 500 characters long"),
+        ({"experiment": "e" * 501}, ValueError, r"^An experiment can be at most 500 characters long"),
         ({"flush_interval": 0}, ValueError, r"flush_interval must be a number of seconds in \(0, 60\]"),
         ({"flush_interval": 61}, ValueError, "flush_interval must be"),
         ({"flush_interval": "1"}, ValueError, "flush_interval must be"),
@@ -825,6 +917,16 @@ def test_an_exception_in_the_with_block_marks_the_run_failed(url):
             raise RuntimeError("boom")
 
     assert query(url, "SELECT status FROM v_runs") == [("failed",)]
+
+
+def test_an_exception_whose_message_no_database_can_store_still_marks_the_run_failed(url):
+    with pytest.raises(FileNotFoundError):
+        with SQLRunHistory(url, run_name="run"):
+            raise FileNotFoundError("no file b'\\xff' decoded as 'x\udcff.pt'")
+
+    (payload,) = query(url, "SELECT payload FROM v_events WHERE kind = 'exception'")[0]
+    assert query(url, "SELECT status FROM v_runs") == [("failed",)]
+    assert json.loads(payload)["message"] == "no file b'\\xff' decoded as 'x\\udcff.pt'"
 
 
 def test_flush_after_close_returns_at_once(history):

@@ -284,3 +284,21 @@ def test_run_demo_refuses_an_existing_run_name_before_training(url: str) -> None
         run_demo(url, num_epochs=1, run_name="taken")
 
     assert query(url, "SELECT stage, metric, seq, epoch, value FROM v_metrics ORDER BY 1, 2, 3") == before
+
+
+def test_resume_from_a_checkpoint_whose_epoch_is_a_tensor(url: str, tmp_path: Path) -> None:
+    # save_training_state merges the user's checkpoint_kwargs into the metadata train() resumes from
+    import torch
+
+    history = SQLRunHistory(url, run_name="tensor-epoch")
+    trainer = _trainer(history, tmp_path, Snapshot())
+    try:
+        _train(trainer, num_epochs=3)
+        trainer.save_training_state(str(tmp_path / "state"), checkpoint_kwargs={"current_epoch": torch.tensor(2)})
+        _train(trainer, num_epochs=1, resume_from=str(tmp_path / "state"))
+    finally:
+        history.close()
+
+    epochs = {name: [epoch for _, metric, _, epoch, _, _ in _points(url) if metric == name] for name in TRAINING_METRICS}
+    assert epochs == {name: [1, 2] for name in TRAINING_METRICS}
+    assert _run(url) == ("tensor-epoch", "finished", 3, 1)

@@ -90,3 +90,38 @@ def test_recording_into_a_closed_history_is_an_error(url: str) -> None:
     with pytest.raises(RunHistorySQLError, match="is closed"):
         history.update_metric("loss", 2.0)
     assert dump(url) == before
+
+
+@pytest.mark.parametrize(
+    "kind, payload, error, message",
+    [
+        ("k\ud800", {"x": 1}, ValueError, r"^The event kind is not valid Unicode text: '\\ud800' at position 1 "),
+        ("k" * 501, {"x": 1}, ValueError, r"^An event kind can be at most 500 characters long"),
+        ("note", {"text": "a\udfffb"}, ValueError, r"^The payload of event 'note' is not valid Unicode text: '\\udfff' "),
+        ("note", {"path": object()}, TypeError, r"^The payload of event 'note' cannot be stored as JSON: Object of "
+                                                r"type builtins\.object is not JSON serializable\. Use numbers, str, dict, list, "
+                                                r"None or tensors inside it\.$"),
+        ("note", {"lr": float("nan"), "path": object()}, TypeError, r"^The payload of event 'note' cannot be stored as JSON: Object of type builtins\.object"),
+        ("note", {"ids": {1, 2}}, TypeError, r"^The payload of event 'note' cannot be stored as JSON: Object of type builtins\.set"),
+        ("note", {"big": torch.zeros(10_001)}, ValueError, r"^Cannot record a torch\.Tensor of 10,001 elements for event 'note'"),
+        ("note", {"x": torch.tensor(1.0, device="meta")}, TypeError, r"^Cannot record the torch\.Tensor for event 'note': reading it failed"),
+    ],
+)
+def test_log_event_refuses_what_update_metric_refuses_and_records_nothing(url: str, kind: str, payload: dict[str, Any], error: type, message: str) -> None:
+    with SQLRunHistory(url, run_name="strict") as history:
+        history.flush()
+        before = dump(url)
+
+        with pytest.raises(error, match=message):
+            history.log_event(kind, **payload)
+        history.flush()
+
+        assert {t: r for t, r in dump(url).items() if t != "runs"} == {t: r for t, r in before.items() if t != "runs"}
+    assert events(url) == []
+
+
+def test_record_config_stores_text_no_database_takes_as_escapes(url: str) -> None:
+    with SQLRunHistory(url, run_name="cfg") as history:
+        history.record_config("train", {"mixed_precision": "fp\ud800\x00", "train_dl_kwargs": {"name": "\udc80"}})
+
+    assert query(url, "SELECT mixed_precision, train_dl_kwargs FROM v_configs") == [("fp\\ud800\\x00", '{"name": "\\udc80"}')]

@@ -94,3 +94,54 @@ def test_circular_value_is_a_type_error():
 
     with pytest.raises(TypeError, match="'loop'"):
         encode(circular, "loop")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.longdouble(1.5), r"^Cannot record a value of type numpy\.longdouble for metric 'm': it has no plain "
+                             r"Python equivalent\. Convert it first, e\.g\. with float\(\)\.$"),
+        (np.clongdouble(1), r"^Cannot record a value of type numpy\.clongdouble for metric 'm'"),
+        ([np.longdouble(1.5)], r"^Cannot record a value of type numpy\.longdouble for metric 'm'"),
+        (torch.tensor(1.0, device="meta"), r"^Cannot record the torch\.Tensor for metric 'm': reading it failed "
+                                           r"\(Cannot copy out of meta tensor; no data!\)\. Record a number or a "
+                                           r"tensor that holds data \(not one on the meta device\)\.$"),
+    ],
+)
+def test_a_value_that_cannot_be_read_as_a_plain_value_is_a_type_error(value, message):
+    with pytest.raises(TypeError, match=message):
+        encode(value, "m")
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (np.zeros(10_001), "a numpy.ndarray of 10,001 elements"),
+        (torch.zeros(10_001), "a torch.Tensor of 10,001 elements"),
+        ([1] * 10_001, "a list of 10,001 elements"),
+        ((1,) * 10_001, "a tuple of 10,001 elements"),
+        ([torch.zeros(20_000)], "a torch.Tensor of 20,000 elements"),
+    ],
+)
+def test_a_value_of_more_than_ten_thousand_elements_is_refused(value, shown):
+    with pytest.raises(ValueError) as raised:
+        encode(value, "m")
+
+    assert str(raised.value) == (
+        f"Cannot record {shown} for metric 'm': a value may have at most 10,000 elements (encoding a "
+        "larger one would hold up the training loop). Log a summary (its mean, max) instead, or save "
+        "the array to a file and log_event() its path."
+    )
+
+
+def test_a_value_of_ten_thousand_elements_is_encoded_and_one_more_is_not():
+    assert encode(np.ones(10_000, dtype=np.int64), "m") == (None, None, "[" + ", ".join(["1"] * 10_000) + "]")
+    with pytest.raises(ValueError, match="at most 10,000 elements"):
+        encode(np.ones(10_001, dtype=np.int64), "m")
+
+
+@pytest.mark.parametrize("value", ["\ud800", ["ok", "x\udfff"], {"\udc80": 1}])
+def test_a_string_utf8_cannot_encode_is_a_value_error(value):
+    with pytest.raises(ValueError, match=r"^The value for metric 'm' is not valid Unicode text: .* is a lone surrogate"):
+        encode(value, "m")
+
