@@ -16,12 +16,11 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from helpers import query
+from helpers import query, write_lock
 from runhistory_sql import SQLRunHistory
 from runhistory_sql import apply as w
 from runhistory_sql.setaside import is_transient
-from runhistory_sql.spill import read_header
-from tests.test_outage import _write_lock
+from runhistory_sql.spill import read
 
 BAD = "bad\ud800"
 BAD_SHOWN = "bad\\ud800"
@@ -152,16 +151,17 @@ def test_a_bad_value_still_queued_when_the_database_is_locked_goes_whole_to_the_
     assert history.flush(30)
     token = history._m["loss"][2]
 
-    with _write_lock(url):
+    with write_lock(url):
         history._writer.put((w.POINT_ENC, token, 1, 1, (None, None, f'"{BAD}"'), 1.0))  # type: ignore[union-attr]
         history.update_metric("loss", 2.0)
         path = history.close(timeout=0.5)  # raised UnicodeEncodeError and cut the file short before
 
     assert path is not None
-    ops = [json.loads(line) for line in path.read_text(encoding="ascii").splitlines()[1:]]
-    assert ops[0] == [w.POINT_ENC, token, 1, 1, [None, None, f'"{BAD}"'], 1.0]
+    path.read_text(encoding="ascii")  # ASCII throughout: the lone surrogate is escaped
+    header, ops = read(path)  # complete: count and checksum hold
+    assert list(ops[0]) == [w.POINT_ENC, token, 1, 1, [None, None, f'"{BAD}"'], 1.0]
     assert [op[0] for op in ops] == [w.POINT_ENC, w.POINT, w.END]
-    assert read_header(path)["cursor"]["run_id"] == 1
+    assert header["cursor"]["run_id"] == 1
 
 
 def test_only_connection_and_lock_failures_are_transient(db_path: Path) -> None:
