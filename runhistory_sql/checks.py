@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from typing import Any
 
 from .runs import RESUME_MODES
+
+#: The environment variable that sets ``term_timeout`` when the argument is not given.
+TERM_TIMEOUT_VAR = "RUNHISTORY_SQL_TERM_TIMEOUT"
+#: By default a SIGTERM'd process has written its spill file this many seconds after the signal.
+TERM_TIMEOUT_S = 5.0
 
 
 def check_no_nul(what: str, text: str) -> None:
@@ -36,3 +43,25 @@ def check_arguments(
         raise ValueError(f"flush_interval must be a number of seconds in (0, 60], not {flush_interval!r}.")
     if not isinstance(heartbeat, (int, float)) or not 0.05 <= heartbeat <= 3600:
         raise ValueError(f"heartbeat_interval must be a number of seconds in [0.05, 3600], not {heartbeat!r}.")
+
+
+def resolve_term_timeout(explicit: Any) -> float:
+    """The SIGTERM close bound: ``explicit`` if given, else ``$RUNHISTORY_SQL_TERM_TIMEOUT``, else
+    :data:`TERM_TIMEOUT_S`; a number of seconds in [0, 3600]."""
+    if explicit is None:
+        text = os.environ.get(TERM_TIMEOUT_VAR, "").strip()
+        if not text:
+            return TERM_TIMEOUT_S
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= 3600:
+            raise ValueError(
+                f"${TERM_TIMEOUT_VAR} must be a number of seconds in [0, 3600], not {text!r}. "
+                "Fix or unset it, or pass term_timeout=."
+            )
+        return value
+    if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) or not 0 <= explicit <= 3600:
+        raise ValueError(f"term_timeout must be a number of seconds in [0, 3600], not {explicit!r}.")
+    return float(explicit)

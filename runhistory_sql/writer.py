@@ -35,6 +35,8 @@ _POLL_S = 0.05
 #: More than _BURST_OPS operations queued within _BURST_PROBE_S (100,000/s) is a tight loop.
 _BURST_PROBE_S = 0.002
 _BURST_OPS = 200
+#: How long ``close()`` lets an attempt in flight end once it has stopped waiting, by default.
+IN_FLIGHT_S = 5.0
 
 
 class Writer:
@@ -106,9 +108,14 @@ class Writer:
                 break
         return done.is_set()
 
-    def close(self, status: str, timeout: float | None = None) -> Path | None:
+    def close(self, status: str, timeout: float | None = None, *, grace: float = IN_FLIGHT_S) -> Path | None:
         """Commit everything, set the run's final ``status`` and stop the thread.
 
+        Returns within ``timeout + grace`` seconds (and the time to write the spill file).
+
+        :param timeout: how long to wait for the database to take everything
+        :param grace: then, how long an attempt in flight may take to end before its batch is
+            spilled anyway (should it commit later, it is stamped: the import skips it)
         :return: ``None``, or the spill file holding what the database did not take in time
         """
         self.queue.append((END, status, now_ms()))
@@ -121,7 +128,7 @@ class Writer:
         self._abandoned = True
         self._urgent.set()
         self._wake.set()
-        self._thread.join(5.0)  # let an attempt in flight end (one that ends after this rolls back)
+        self._thread.join(grace)  # let an attempt in flight end (one that ends after this rolls back)
         pending = list(self._retry[0]) if self._retry else []
         pending += self._overflowed_ops()  # never attempted, so safe to apply after the retry
         batch_id = self._retry[1] if self._retry else None
