@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .clock import now_ms
 from .engine import placeholder
+from .errors import RunInUseError
 from .values import encode_float
 from .runs import inserted_id
 from .schema import configs, events, metrics, points, runs, series, stages
@@ -68,11 +69,17 @@ def _point_sql(conn: Connection) -> str:
     return f"INSERT INTO points ({_POINT_COLUMNS}) VALUES ({', '.join([placeholder(conn)] * 8)})"
 
 
-def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int) -> Cursor:
+def apply_batch(
+    conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int, *, holder: tuple[str, int] | None = None,
+) -> Cursor:
     """Apply ``batch`` in order and stamp the run with ``batch_id``; return the cursor after it.
 
     The stamp (``runs.last_batch``) lets a writer whose COMMIT went unanswered find out whether
     the batch landed, so that a retry never doubles it.
+
+    :param holder: ``(host, pid)`` of the process that claimed the run, which must still hold it
+    :raises RunInUseError: another process holds the run now (this one's heartbeat went stale
+        and the run was continued elsewhere): the caller rolls the batch back
     """
     after = copy.deepcopy(cursor)
     sql = _point_sql(conn)
@@ -86,8 +93,21 @@ def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int
         elif code != FLUSH:
             for op in group:
                 _apply_one(conn, after, op)
-    conn.execute(update(runs).where(runs.c.id == after.run_id).values(heartbeat_at=now_ms(), last_batch=batch_id))
+    stamp = update(runs).where(runs.c.id == after.run_id)
+    if holder is not None:
+        stamp = stamp.where(runs.c.host == holder[0], runs.c.pid == holder[1])
+    if conn.execute(stamp.values(heartbeat_at=now_ms(), last_batch=batch_id)).rowcount != 1 and holder is not None:
+        raise _taken_over(conn, after.run_id, holder)
     return after
+
+
+def _taken_over(conn: Connection, run_id: int, holder: tuple[str, int]) -> RunInUseError:
+    name, host, pid = conn.execute(select(runs.c.name, runs.c.host, runs.c.pid).where(runs.c.id == run_id)).one()
+    return RunInUseError(
+        f"Run {name!r} is now held by process {pid} on {host}, not by this one ({holder[1]} on "
+        f"{holder[0]}): its heartbeat went stale and another process continued the run. Nothing "
+        "more of this process is written to it; stop this process."
+    )
 
 
 def _insert_points(conn: Connection, sql: str, ops: list[Op], cur: Cursor) -> None:

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -62,6 +63,7 @@ class Writer:
         self.transactions = 0
         self._engine = writer_engine(engine)
         self._cursor = cursor
+        self._holder = (socket.gethostname(), os.getpid())  # as the claim recorded it
         self._interval = min(interval, heartbeat)
         self._heartbeat_ms = heartbeat * 1000
         self._wake = threading.Event()
@@ -219,7 +221,7 @@ class Writer:
             else:
                 # kept for the check above, should the COMMIT's answer be lost
                 self._attempted = None
-                self._attempted = apply_batch(conn, self._cursor, batch, batch_id)
+                self._attempted = apply_batch(conn, self._cursor, batch, batch_id, holder=self._holder)
                 if self._abandoned:  # close() gave up and spilled this batch: roll it back
                     raise _Abandoned()
         self._cursor, self._attempted = landed or self._attempted, None

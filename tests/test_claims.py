@@ -5,10 +5,14 @@ Four long-lived racers (``tests/scripts/claim_race.py``) play 50 rounds per back
 the test releases them together (a file they poll for every millisecond), each constructs
 ``SQLRunHistory(resume="allow")`` and reports; the winner records the round number, and once all
 four have reported it closes the run (``finished`` again) for the next round.
+
+A writer whose run another process has continued meanwhile (its heartbeat went stale) commits
+nothing more into it.
 """
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -19,7 +23,8 @@ from typing import Any
 import pytest
 
 from runhistory_sql import SQLRunHistory
-from tests.helpers import query, script_env
+from tests.helpers import dump, query, script_env
+from tests.tracking_support import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 RACER = ROOT / "tests" / "scripts" / "claim_race.py"
@@ -30,8 +35,6 @@ DEADLINE_S = 240.0
 REFUSED_WITHIN_S = 10.0
 #: the outcomes of a round, sorted: one winner, three refused
 WON = ["claimed"] + ["in_use"] * (RACERS - 1)
-
-pytestmark = pytest.mark.slow
 
 
 def _wait_for(paths: list[Path], procs: list[subprocess.Popen[bytes]], deadline: float, errs: list[Path]) -> None:
@@ -78,6 +81,7 @@ def _race(url: str, folder: Path) -> tuple[list[list[dict[str, Any]]], list[list
                 proc.wait()
 
 
+@pytest.mark.slow
 def test_four_processes_racing_for_one_finished_run_exactly_one_wins_each_round(url: str, tmp_path: Path) -> None:
     SQLRunHistory(url, experiment="race", run_name=RUN).close()  # a finished run to fight over
 
@@ -107,3 +111,30 @@ def test_four_processes_racing_for_one_finished_run_exactly_one_wins_each_round(
     seconds = sorted(x["seconds"] for round_ in reports for x in round_)
     print(f"\n{ROUNDS} rounds x {RACERS} racers: constructor median {seconds[len(seconds) // 2]:.3f} s, "
           f"max {seconds[-1]:.3f} s; wins per racer {[winners.count(p) for p in pids]}")
+
+
+def test_a_writer_whose_run_was_continued_elsewhere_writes_nothing_more_into_it(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNHISTORY_SQL_SPILL_DIR", str(tmp_path))
+    history = SQLRunHistory(url, run_name="taken", heartbeat_interval=30.0)
+    history.update_metric("loss", 1.0)
+    assert history.flush(30)
+    # another machine continued the run, as it may once this process's heartbeat is stale
+    execute(url, "UPDATE runs SET host = 'elsewhere', pid = 1")
+    before = dump(url)
+
+    history.update_metric("loss", 2.0)
+    history.log_event("checkpoint", path="ckpt.pt")
+    committed = history._writer.flush(30, give_up_on_error=True)
+    error = history._writer.last_error_text
+    spilled = history.close(timeout=0.5)
+
+    assert not committed
+    assert error == (
+        f"Run 'taken' is now held by process 1 on elsewhere, not by this one ({os.getpid()} on "
+        f"{socket.gethostname()}): its heartbeat went stale and another process continued the run. "
+        "Nothing more of this process is written to it; stop this process."
+    )
+    assert dump(url) == before  # neither the point, the event, nor the end: the run is not ours
+    assert spilled is not None and spilled.parent == tmp_path  # kept, not lost
