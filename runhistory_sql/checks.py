@@ -6,6 +6,7 @@ import math
 import os
 from typing import Any
 
+from .errors import InvalidArgumentError
 from .runs import RESUME_MODES
 
 #: The environment variable that sets ``term_timeout`` when the argument is not given.
@@ -57,11 +58,11 @@ def resolve_term_timeout(explicit: Any) -> float:
         except ValueError:
             value = math.nan
         if not 0 <= value <= 3600:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"${TERM_TIMEOUT_VAR} must be a number of seconds in [0, 3600], not {text!r}. "
                 "Fix or unset it, or pass term_timeout=."
             )
         return value
     if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) or not 0 <= explicit <= 3600:
-        raise ValueError(f"term_timeout must be a number of seconds in [0, 3600], not {explicit!r}.")
+        raise InvalidArgumentError(f"term_timeout must be a number of seconds in [0, 3600], not {explicit!r}.")
     return float(explicit)

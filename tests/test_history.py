@@ -32,6 +32,7 @@ from runhistory_sql import (
     RunNotFoundError,
     SQLRunHistory,
 )
+from runhistory_sql.errors import InvalidArgumentError
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -693,7 +694,7 @@ def test_bad_arguments_are_refused_and_change_nothing(url, kwargs, error, messag
 def test_a_bad_term_timeout_in_the_environment_is_refused_naming_it(url, monkeypatch):
     monkeypatch.setenv("RUNHISTORY_SQL_TERM_TIMEOUT", "5s")
 
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(InvalidArgumentError) as raised:
         SQLRunHistory(url, run_name="new")
 
     assert str(raised.value) == (
