@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .clock import now_ms
 from .engine import placeholder
+from .errors import RunInUseError
 from .points_write import insert_points
 from .runs import inserted_id
 from .schema import configs, events, metrics, points, runs, series, stages
@@ -67,13 +68,19 @@ class Cursor:
                    created_ms=data["created_ms"])
 
 
-def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int) -> Cursor:
+def apply_batch(
+    conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int, *, holder: tuple[str, int] | None = None,
+) -> Cursor:
     """Apply ``batch`` in order and stamp the run with ``batch_id``; return the cursor after it.
 
     The stamp (``runs.last_batch``) lets a writer whose COMMIT went unanswered find out whether
     the batch landed, so that a retry never doubles it. The batch's points, whatever their kind,
     are inserted together (only a rewind, which supersedes what came before it, splits them),
     and each series' summary is updated once.
+
+    :param holder: ``(host, pid)`` of the process that claimed the run, which must still hold it
+    :raises RunInUseError: another process holds the run now (this one's heartbeat went stale
+        and the run was continued elsewhere): the caller rolls the batch back
     """
     after = cursor.copy()
     points: list[Op] = []
@@ -99,8 +106,23 @@ def apply_batch(conn: Connection, cursor: Cursor, batch: list[Op], batch_id: int
     sets, params = f"heartbeat_at = {mark}, last_batch = {mark}", [now_ms(), batch_id]
     if epoch is not None:
         sets, params = f"{sets}, current_epoch = {mark}", [*params, epoch]
-    conn.exec_driver_sql(f"UPDATE runs SET {sets} WHERE id = {mark}", (*params, after.run_id))
+    where = f"id = {mark}"
+    keys: tuple[Any, ...] = (after.run_id,)
+    if holder is not None:  # only while this process still holds the run
+        where, keys = f"{where} AND host = {mark} AND pid = {mark}", (*keys, *holder)
+    stamped = conn.exec_driver_sql(f"UPDATE runs SET {sets} WHERE {where}", (*params, *keys)).rowcount
+    if holder is not None and stamped != 1:
+        raise _taken_over(conn, after.run_id, holder)
     return after
+
+
+def _taken_over(conn: Connection, run_id: int, holder: tuple[str, int]) -> RunInUseError:
+    name, host, pid = conn.execute(select(runs.c.name, runs.c.host, runs.c.pid).where(runs.c.id == run_id)).one()
+    return RunInUseError(
+        f"Run {name!r} is now held by process {pid} on {host}, not by this one ({holder[1]} on "
+        f"{holder[0]}): its heartbeat went stale and another process continued the run. Nothing "
+        "more of this process is written to it; stop this process."
+    )
 
 
 def batch_landed(conn: Connection, run_id: int, batch_id: int) -> bool:

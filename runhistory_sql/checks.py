@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import numbers
+import os
 from typing import Any
 
 from .errors import InvalidArgumentError
@@ -13,6 +15,11 @@ from .values import check_unicode
 #: each in UTF-8, such a name stays under PostgreSQL's largest index entry (2704 bytes), so that
 #: both backends can index it.
 MAX_NAME_CHARS = 500
+
+#: The environment variable that sets ``term_timeout`` when the argument is not given.
+TERM_TIMEOUT_VAR = "RUNHISTORY_SQL_TERM_TIMEOUT"
+#: By default a SIGTERM'd process has written its spill file this many seconds after the signal.
+TERM_TIMEOUT_S = 5.0
 
 
 def check_no_nul(what: str, text: str) -> None:
@@ -80,3 +87,25 @@ def as_epoch(epoch: Any) -> int:
         f"The epoch must be a non-negative int, not {type(epoch).__name__} {epoch!r}. Pass an int "
         "(a numpy integer or a 0-dim integer tensor also does)."
     )
+
+
+def resolve_term_timeout(explicit: Any) -> float:
+    """The SIGTERM close bound: ``explicit`` if given, else ``$RUNHISTORY_SQL_TERM_TIMEOUT``, else
+    :data:`TERM_TIMEOUT_S`; a number of seconds in [0, 3600]."""
+    if explicit is None:
+        text = os.environ.get(TERM_TIMEOUT_VAR, "").strip()
+        if not text:
+            return TERM_TIMEOUT_S
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= 3600:
+            raise InvalidArgumentError(
+                f"${TERM_TIMEOUT_VAR} must be a number of seconds in [0, 3600], not {text!r}. "
+                "Fix or unset it, or pass term_timeout=."
+            )
+        return value
+    if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) or not 0 <= explicit <= 3600:
+        raise InvalidArgumentError(f"term_timeout must be a number of seconds in [0, 3600], not {explicit!r}.")
+    return float(explicit)

@@ -22,11 +22,11 @@ from sqlalchemy.exc import OperationalError
 from . import lifecycle, spill
 from . import apply as w
 from .apply import Cursor
-from .checks import as_epoch, check_arguments, check_name
-from .writer import Writer
+from .checks import as_epoch, check_arguments, check_name, resolve_term_timeout
+from .writer import IN_FLIGHT_S, Writer
 from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from .engine import make_engine, mask
-from .errors import RunHistorySQLError, brief, unreachable
+from .errors import RunHistorySQLError, unreachable
 from .migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
 from .runs import RunState, open_run
@@ -40,6 +40,8 @@ _time = time.time
 EPOCH_COMMIT_TIMEOUT_S = 60.0
 #: How long ``close()`` waits for pending points by default.
 CLOSE_TIMEOUT_S = 60.0
+#: Of the SIGTERM bound (``term_timeout``), the last part left to a commit already in flight.
+TERM_GRACE_S = 1.0
 
 
 class SQLRunHistory(RunHistory):
@@ -66,6 +68,9 @@ class SQLRunHistory(RunHistory):
     :param flush_interval: the longest time, in seconds, a point waits before it is committed
     :param heartbeat_interval: how often, in seconds, the run's heartbeat is refreshed; a run
         whose heartbeat is 6 intervals old (60 s by default) reads as ``crashed``
+    :param term_timeout: on SIGTERM, what is pending is committed, or else spilled, within this
+        many seconds of the signal (plus the time to write the spill file); then the process dies
+        of the signal. Else ``$RUNHISTORY_SQL_TERM_TIMEOUT``; else 5
     :raises RunHistorySQLError: (subclasses) for an unusable URL, schema, or run name
     """
 
@@ -73,8 +78,10 @@ class SQLRunHistory(RunHistory):
         self, url: str | None = None, *, experiment: str = "default", run_name: str | None = None,
         resume: str = "never", tags: dict[str, Any] | None = None, auto_upgrade: bool = False,
         flush_interval: float = 1.0, heartbeat_interval: float = HEARTBEAT_S,
+        term_timeout: float | None = None,
     ) -> None:
         check_arguments(experiment, run_name, resume, tags, flush_interval, heartbeat_interval)
+        self._term_timeout = resolve_term_timeout(term_timeout)
         self._engine: Engine = make_engine(url)
         try:
             writes = world_process_index() == 0
@@ -324,28 +331,41 @@ class SQLRunHistory(RunHistory):
         ``runhistory-sql import-spill FILE``. Nothing is lost.
 
         :param status: ``"finished"`` or ``"failed"``
-        :param timeout: how long to wait for the database, in seconds (``None``: for ever)
+        :param timeout: how long to wait for the database, in seconds (``None``: for ever); a
+            commit still in flight then gets up to 5 s more
         :return: ``None``, or the path of the spill file
         """
+        return self._close(status, timeout, IN_FLIGHT_S)
+
+    def _close(self, status: str, timeout: float | None, grace: float) -> Path | None:
         if self._closed:
             return self.spill_path
         self._closed = True
         lifecycle.unregister(self)
         try:
             if self._writer is not None:
-                self.spill_path = self._writer.close(status, timeout)
+                self.spill_path = self._writer.close(status, timeout, grace=grace)
         finally:
             self._engine.dispose()
         if self.spill_path is not None:
-            cause = f" ({self._writer.last_error_text})" if self._writer is not None and self._writer.last_error_text else ""
-            print(f"runhistory-sql: the database was unreachable{cause}; pending points saved to {self.spill_path}. "
+            print(f"runhistory-sql: {self._unwritten_because()}; pending points saved to {self.spill_path}. "
                   f"Load them with: runhistory-sql import-spill {self.spill_path}", file=sys.stderr)
         return self.spill_path
 
-    def close_at_exit(self, exit_code: Any, error: BaseException | None) -> None:
+    def _unwritten_because(self) -> str:
+        """Why points were left for the spill file, for its one-line announcement."""
+        if self._writer is not None and self._writer.taken_over:
+            return "another process continued this run, so nothing more of this one was written"
+        text = self._writer.last_error_text if self._writer is not None else ""
+        return f"the database was unreachable ({text})" if text else "the database was unreachable"
+
+    def close_at_exit(self, exit_code: Any, error: BaseException | None, *, signalled: bool = False) -> None:
         """Close at the end of the process: ``failed`` after an uncaught exception, a non-zero
         exit code, or an exit in the middle of a training or evaluation run; else ``finished``.
-        Nothing to do if it is closed already (the user's own error then goes on unchanged)."""
+        Nothing to do if it is closed already (the user's own error then goes on unchanged).
+
+        :param signalled: the process is ending on SIGTERM: it must be done within ``term_timeout``
+        """
         if self._closed:
             return
         if error is not None:
@@ -355,7 +375,12 @@ class SQLRunHistory(RunHistory):
         elif self._in_run:
             self.log_event("interrupted", reason="the process ended during a training or evaluation run")
         failed = error is not None or exit_code not in (None, 0) or self._in_run
-        self.close("failed" if failed else "finished")
+        status = "failed" if failed else "finished"
+        if signalled:  # preemption: a grace period of seconds, not the minute close() may wait
+            grace = min(TERM_GRACE_S, self._term_timeout)
+            self._close(status, self._term_timeout - grace, grace)
+        else:
+            self.close(status)
 
     def _log_escaped(self, kind: str, **payload: Any) -> None:
         """``log_event`` for text the user did not choose (an error message): a lone surrogate in

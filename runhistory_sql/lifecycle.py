@@ -29,7 +29,7 @@ log = logging.getLogger("runhistory_sql")
 
 
 class Closable(Protocol):
-    def close_at_exit(self, exit_code: Any, error: BaseException | None) -> None: ...
+    def close_at_exit(self, exit_code: Any, error: BaseException | None, *, signalled: bool = False) -> None: ...
 
 
 _open: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -92,7 +92,10 @@ def _install() -> None:
 
 def _install_sigterm() -> None:
     """On SIGTERM (preemption, a launcher stopping its workers): flush and close every open
-    history as ``failed`` with a ``signal`` event, then die of SIGTERM as the process would have.
+    history as ``failed`` with an ``exit`` event (code ``"signal SIGTERM"``), then die of SIGTERM
+    as the process would have. Each history is done within its ``term_timeout`` (5 s by
+    default): what the database has not taken by then is spilled, so that the spill file is
+    written within the grace period a scheduler gives (Kubernetes: 30 s; SLURM: often less).
 
     Only when SIGTERM has its default action and we are in the main thread: a handler the
     program installed itself is left alone.
@@ -105,16 +108,16 @@ def _install_sigterm() -> None:
     def on_sigterm(signum: int, frame: Any) -> None:
         global _exit_code
         _exit_code = f"signal {signal.Signals(signum).name}"
-        _close_all()
+        _close_all(signalled=True)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def _close_all() -> None:
+def _close_all(signalled: bool = False) -> None:
     for history in list(_open):
         try:
-            history.close_at_exit(_exit_code, _error)
+            history.close_at_exit(_exit_code, _error, signalled=signalled)
         except Exception as e:  # noqa: BLE001 - at exit, report and go on with the others
             log.error("runhistory-sql: could not close %r: %s", history, e)

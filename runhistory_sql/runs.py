@@ -60,12 +60,22 @@ def generate_run_name() -> str:
     return f"run-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
-def _find(conn: Connection, experiment: str, name: str) -> Any:
+def _find(conn: Connection, experiment: str, name: str, *, lock: bool = False) -> Any:
+    """The run's row, or ``None``.
+
+    :param lock: lock the row until the transaction ends, so that of several processes claiming
+        it at once one wins and the others, once it has committed, read the row it wrote (and
+        see a live holder). PostgreSQL needs ``FOR UPDATE`` for that: under READ COMMITTED two
+        plain reads would both see the run free and both claim it. SQLite has no row locks, and
+        needs none: a writer's ``BEGIN IMMEDIATE`` already holds the database's write lock.
+    """
     query = (
         select(runs)
         .join(experiments, experiments.c.id == runs.c.experiment_id)
         .where(experiments.c.name == experiment, runs.c.name == name)
     )
+    if lock:
+        query = query.with_for_update(of=runs)
     return conn.execute(query).first()
 
 
@@ -166,7 +176,7 @@ def open_run(
     for _attempt in range(2):
         try:
             with writer_engine(engine).begin() as conn:
-                row = _find(conn, experiment, name)
+                row = _find(conn, experiment, name, lock=True)
                 if row is None:
                     if resume == "must":
                         raise _not_found(experiment, name)

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -28,7 +29,7 @@ from . import spill
 from .apply import DELETE, END, FLUSH, POINT, POINT_ENC, SERIES, Cursor, Op, apply_batch, batch_landed
 from .clock import HEARTBEAT_S, now_ms
 from .engine import writer_engine
-from .errors import brief
+from .errors import RunInUseError, brief
 from .setaside import SetAside, is_transient
 
 log = logging.getLogger("runhistory_sql")
@@ -38,6 +39,8 @@ _POLL_S = 0.05
 #: More than _BURST_OPS operations queued within _BURST_PROBE_S (100,000/s) is a tight loop.
 _BURST_PROBE_S = 0.002
 _BURST_OPS = 200
+#: How long ``close()`` lets an attempt in flight end once it has stopped waiting, by default.
+IN_FLIGHT_S = 5.0
 
 
 class Writer:
@@ -67,6 +70,7 @@ class Writer:
         self._engine = writer_engine(engine)
         self._cursor = cursor
         self._origin = origin
+        self._holder = (socket.gethostname(), os.getpid())  # as the claim recorded it
         self._interval = min(interval, heartbeat)
         self._heartbeat_ms = heartbeat * 1000
         self._wake = threading.Event()
@@ -122,9 +126,14 @@ class Writer:
                 break
         return done.is_set()
 
-    def close(self, status: str, timeout: float | None = None) -> Path | None:
+    def close(self, status: str, timeout: float | None = None, *, grace: float = IN_FLIGHT_S) -> Path | None:
         """Commit everything, set the run's final ``status`` and stop the thread.
 
+        Returns within ``timeout + grace`` seconds (and the time to write the spill file).
+
+        :param timeout: how long to wait for the database to take everything
+        :param grace: then, how long an attempt in flight may take to end before its batch is
+            spilled anyway (should it commit later, it is stamped: the import skips it)
         :return: ``None``, or the spill file holding what the database did not take in time
         """
         self.queue.append((END, status, now_ms()))
@@ -137,7 +146,7 @@ class Writer:
         self._abandoned = True
         self._urgent.set()
         self._wake.set()
-        self._thread.join(5.0)  # let an attempt in flight end (one that ends after this rolls back)
+        self._thread.join(grace)  # let an attempt in flight end (one that ends after this rolls back)
         pending = list(self._retry[0]) if self._retry else []
         # none of these landed, so they are safe to apply after the batch in flight, whether or
         # not that one did (the import skips only the pending ones then)
@@ -151,6 +160,11 @@ class Writer:
         """Whether anything is left that the thread did not commit (it stopped early)."""
         queued = any(op[0] != FLUSH for op in self.queue)
         return queued or self._retry is not None or bool(self._pieces) or bool(self._overflow)
+
+    @property
+    def taken_over(self) -> bool:
+        """Whether another process continued the run, so this writer stopped writing."""
+        return isinstance(self._error, RunInUseError)
 
     @property
     def last_error_text(self) -> str:
@@ -187,6 +201,10 @@ class Writer:
             try:
                 self._commit(batch, batch_id, retrying)
             except Exception as e:  # noqa: BLE001 - retried, or split and the bad part set aside
+                if isinstance(e, RunInUseError):  # another process continued the run: write no more
+                    log.error("runhistory-sql: %s What is pending goes to a spill file at close().", e)
+                    self._error, self._retry = e, (batch, batch_id)
+                    return
                 if self._abandoned or is_transient(e) or not self._split(batch, e):
                     if self._error is None and not self._abandoned:
                         log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
@@ -279,7 +297,7 @@ class Writer:
             else:
                 # kept for the check above, should the COMMIT's answer be lost
                 self._attempted = None
-                self._attempted = apply_batch(conn, self._cursor, batch, batch_id)
+                self._attempted = apply_batch(conn, self._cursor, batch, batch_id, holder=self._holder)
                 if self._abandoned:  # close() gave up and spilled this batch: roll it back
                     raise _Abandoned()
         self._cursor, self._attempted = landed or self._attempted, None

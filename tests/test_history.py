@@ -32,6 +32,7 @@ from runhistory_sql import (
     RunNotFoundError,
     SQLRunHistory,
 )
+from runhistory_sql.errors import InvalidArgumentError
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -765,6 +766,10 @@ def test_a_deleted_metric_stays_deleted_after_resume(url):
         ({"flush_interval": 61}, ValueError, "flush_interval must be"),
         ({"flush_interval": "1"}, ValueError, "flush_interval must be"),
         ({"flush_interval": math.nan}, ValueError, "flush_interval must be"),
+        ({"term_timeout": -1}, ValueError, r"term_timeout must be a number of seconds in \[0, 3600\], not -1\."),
+        ({"term_timeout": "5"}, ValueError, "term_timeout must be"),
+        ({"term_timeout": math.nan}, ValueError, "term_timeout must be"),
+        ({"term_timeout": True}, ValueError, "term_timeout must be"),
     ],
 )
 def test_bad_arguments_are_refused_and_change_nothing(url, kwargs, error, message):
@@ -776,6 +781,30 @@ def test_bad_arguments_are_refused_and_change_nothing(url, kwargs, error, messag
         SQLRunHistory(url, **{"run_name": "new", **kwargs})
 
     assert dump(url) == before
+
+
+def test_a_bad_term_timeout_in_the_environment_is_refused_naming_it(url, monkeypatch):
+    monkeypatch.setenv("RUNHISTORY_SQL_TERM_TIMEOUT", "5s")
+
+    with pytest.raises(InvalidArgumentError) as raised:
+        SQLRunHistory(url, run_name="new")
+
+    assert str(raised.value) == (
+        "$RUNHISTORY_SQL_TERM_TIMEOUT must be a number of seconds in [0, 3600], not '5s'. "
+        "Fix or unset it, or pass term_timeout=."
+    )
+    assert SQLRunHistory(url, run_name="new", term_timeout=1).close() is None  # the argument wins
+
+
+def test_the_sigterm_bound_is_the_argument_else_the_environment_else_5_s(monkeypatch):
+    from runhistory_sql.checks import resolve_term_timeout
+
+    assert resolve_term_timeout(None) == 5.0
+    monkeypatch.setenv("RUNHISTORY_SQL_TERM_TIMEOUT", " 2.5 ")
+    assert resolve_term_timeout(None) == 2.5
+    assert resolve_term_timeout(0) == 0.0
+    monkeypatch.setenv("RUNHISTORY_SQL_TERM_TIMEOUT", "")
+    assert resolve_term_timeout(None) == 5.0
 
 
 def test_a_missing_directory_says_to_create_it(tmp_path):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -344,3 +346,92 @@ def test_a_batch_whose_commit_hangs_at_close_is_spilled_and_imported_once(
     assert result.exit_code == 0, result.output
     assert query(url, "SELECT seq, value FROM v_metrics ORDER BY seq") == [(0, 1.0), (1, 2.0), (2, 3.0)]
     assert query(url, "SELECT status FROM v_runs") == [("finished",)]
+
+
+# -- preempted while the database is unreachable: spill within the SIGTERM bound, then die of it -----
+
+#: what the child waits for after SIGTERM besides its ``term_timeout``: signal handling, the spill
+#: write, the exit (a loaded 2-core machine); the 60 s close timeout is far beyond it
+EXIT_MARGIN_S = 2.0
+
+
+@contextmanager
+def _unreachable(url: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The database as the child sees it through an outage: PostgreSQL stopped, or (SQLite, which
+    has no server) its write lock held, so that the child's commit waits in flight."""
+    if not is_postgres(url):
+        with _write_lock(url):
+            yield
+        return
+    server = request.getfixturevalue("pg_server")
+    try:
+        _stop(server)
+        yield
+    finally:
+        _ensure_running(server)
+
+
+def test_sigterm_during_an_outage_spills_within_the_bound_then_dies_of_the_signal(
+    url: str, tmp_path: Path, request: pytest.FixtureRequest,
+) -> None:
+    # SQLite: a bound of 2 s from the environment; PostgreSQL: the default, 5 s. The child records
+    # WAIT_AFTER epochs, the last ones during the outage, then waits to be preempted (SQLite: in the
+    # epoch-end commit, which waits for the lock: one epoch of outage is all it gets)
+    term_timeout, wait_after = (5.0, 3) if is_postgres(url) else (2.0, 2)
+    env = {**script_env(), "RUNHISTORY_SQL_SPILL_DIR": str(tmp_path / "spill")}
+    if not is_postgres(url):
+        env["RUNHISTORY_SQL_TERM_TIMEOUT"] = "2"
+    progress, err = tmp_path / "progress.log", tmp_path / "train.err"
+    command = [sys.executable, str(SCRIPT), url, "preempted", str(progress), "10", str(STEPS), str(STEP_S), str(wait_after)]
+    deadline = time.monotonic() + DEADLINE_S
+
+    def wait_for(kind: str, value: str) -> list[str]:
+        while not (found := [p for p in _progress(progress) if p[:2] == [kind, value]]):
+            assert proc.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, f"no {kind} {value} in time"
+            time.sleep(0.02)
+        return found[0]
+
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_for("EPOCH_END", "1")  # epoch 1 is committed
+        with _unreachable(url, request):
+            mirror = json.loads(" ".join(wait_for("MIRROR", str(wait_after))[2:]))  # nothing more is recorded
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            returncode = proc.wait(timeout=60)
+            took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert returncode == -signal.SIGTERM
+    assert took < term_timeout + EXIT_MARGIN_S, took
+    (path,) = (tmp_path / "spill").iterdir()
+    said = err.read_text().splitlines()
+    assert re.fullmatch(rf"runhistory-sql: the database was unreachable( \(.+\))?; pending points saved to "
+                        rf"{re.escape(str(path))}\. Load them with: runhistory-sql import-spill {re.escape(str(path))}",
+                        said[-1]), said
+    result = _import(path, url)
+    assert result.exit_code == 0, result.output
+
+    # every point, exactly once: the steps the test knows, the epoch losses the child's mirror held
+    assert sorted(mirror) == ["eval_loss_epoch", "step", "train_loss_epoch"]
+    assert _effective(url, "preempted") == {
+        "step": [(i // STEPS + 1, float(i)) for i in range(wait_after * STEPS)],
+        "eval_loss_epoch": [(e + 1, v) for e, v in enumerate(mirror["eval_loss_epoch"])],
+        "train_loss_epoch": [(e + 1, v) for e, v in enumerate(mirror["train_loss_epoch"])],
+    }
+    assert len(mirror["eval_loss_epoch"]) == wait_after
+    assert query(url, "SELECT status, current_epoch, num_stages FROM v_runs") == [("failed", wait_after + 1, 1)]
+    events = query(url, "SELECT kind, epoch, payload FROM v_events ORDER BY recorded_at, kind")
+    spilled_ops = len(path.read_text(encoding="utf-8").splitlines()) - 1
+    assert [(k, e, json.loads(p)) for k, e, p in events] == [
+        ("training_run_start", 1, {"num_epochs": 10}),
+        *[("epoch_end", e, {"epoch": e}) for e in range(1, wait_after + 1)],
+        ("exit", wait_after + 1, {"code": "signal SIGTERM"}),  # the run ended failed, by the signal
+        ("spill_imported", None, {"file": str(path), "ops": spilled_ops, "spill_id": read_header(path)["spill_id"]}),
+    ]
+    print(f"\nSIGTERM to exit: {took:.2f} s (bound {term_timeout:.0f} s + the spill write)")
