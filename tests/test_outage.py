@@ -17,19 +17,19 @@ from __future__ import annotations
 import json
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from click.testing import CliRunner
 
 from runhistory_sql.cli import main as cli
 from runhistory_sql.spill import read_header
-from tests.helpers import query, script_env, write_lock
+from tests.helpers import is_postgres, query, script_env, write_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "outage_train.py"
@@ -360,7 +360,7 @@ def _unreachable(url: str, request: pytest.FixtureRequest) -> Iterator[None]:
     """The database as the child sees it through an outage: PostgreSQL stopped, or (SQLite, which
     has no server) its write lock held, so that the child's commit waits in flight."""
     if not is_postgres(url):
-        with _write_lock(url):
+        with write_lock(url):
             yield
         return
     server = request.getfixturevalue("pg_server")
