@@ -199,9 +199,9 @@ def remove_db(path: Path) -> None:
 
 
 def run_store_class() -> tuple[Any, str]:
-    """``(RunStore, "")`` when ``runhistory_sql.store.RunStore`` exists, else ``(None, why)``."""
+    """``(RunStore, "")`` when ``runhistory_sql.read.store.RunStore`` exists, else ``(None, why)``."""
     try:
-        from runhistory_sql.store import RunStore
+        from runhistory_sql.read.store import RunStore
     except ImportError as e:
         return None, f"RunStore not available ({e})"
     return RunStore, ""

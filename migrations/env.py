@@ -10,9 +10,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from runhistory_sql.engine import make_engine, resolve_url
-from runhistory_sql.migrate import migration_lock
-from runhistory_sql.schema import metadata
+from runhistory_sql.db.engine import make_engine, resolve_url
+from runhistory_sql.db.migrate import migration_lock
+from runhistory_sql.db.schema import metadata
 
 target_metadata = metadata
 

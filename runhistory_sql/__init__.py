@@ -9,22 +9,25 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     DatabaseUnavailableError,
     DatabaseURLError,
+    ExportError,
+    InvalidArgumentError,
     MissingExtraError,
+    PlotError,
+    QueryError,
     RunExistsError,
     RunHistorySQLError,
     RunInUseError,
     RunNotFoundError,
     SchemaVersionError,
     SpillFileError,
-    WriteError,
     WrongDatabaseError,
 )
 
 if TYPE_CHECKING:
-    from .callback import RunTrackingCallback
-    from .freezer import TrackedModelFreezer
-    from .history import SQLRunHistory
-    from .store import RunStore
+    from .trainer.callback import RunTrackingCallback
+    from .trainer.freezer import TrackedModelFreezer
+    from .write.history import SQLRunHistory
+    from .read.store import RunStore
 
 __all__ = [
     "SQLRunHistory",
@@ -38,13 +41,19 @@ __all__ = [
     "RunNotFoundError",
     "RunExistsError",
     "RunInUseError",
-    "WriteError",
+    "InvalidArgumentError",
+    "QueryError",
+    "ExportError",
+    "PlotError",
     "MissingExtraError",
     "SpillFileError",
     "WrongDatabaseError",
 ]
 
-_LAZY = {"SQLRunHistory": "history", "RunStore": "store", "RunTrackingCallback": "callback", "TrackedModelFreezer": "freezer"}
+_LAZY = {
+    "SQLRunHistory": "write.history", "RunStore": "read.store",
+    "RunTrackingCallback": "trainer.callback", "TrackedModelFreezer": "trainer.freezer",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -53,3 +62,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -51,10 +51,6 @@ class RunInUseError(RunHistorySQLError):
     """The run is held by another live process."""
 
 
-class WriteError(RunHistorySQLError):
-    """Points could not be committed to the database."""
-
-
 class InvalidArgumentError(RunHistorySQLError, ValueError):
     """An argument cannot be used as given (a sort order, a metric no run has); the message
     says what can."""

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import Engine
 
-from runhistory_sql.engine import make_engine
+from runhistory_sql.db.engine import make_engine
 
 
 @pytest.fixture

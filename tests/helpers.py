@@ -26,7 +26,7 @@ def reader_url(url: str) -> str:
     database (made, or given access, with ``runhistory-sql db create-reader``'s function)."""
     if not is_postgres(url):
         return url
-    from runhistory_sql.readers import create_reader
+    from runhistory_sql.read.readers import create_reader
 
     return create_reader(url, READER).url
 

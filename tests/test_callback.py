@@ -43,8 +43,8 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
-from runhistory_sql.demo import make_datasets, make_model
-from runhistory_sql.snapshot import jsonable
+from runhistory_sql.trainer.demo import make_datasets, make_model
+from runhistory_sql.write.snapshot import jsonable
 from tests.helpers import is_postgres, query
 from tests.tracking_support import events, finish, run_row, start, write_script
 
@@ -385,8 +385,8 @@ from pytorch_accelerated.trainer import DEFAULT_CALLBACKS
 from torch import nn
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
-from runhistory_sql.demo import make_datasets, make_model
-from runhistory_sql.snapshot import jsonable
+from runhistory_sql.trainer.demo import make_datasets, make_model
+from runhistory_sql.write.snapshot import jsonable
 
 
 def nan_loss(pred, target):

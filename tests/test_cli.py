@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from helpers import rows
 from pg_server import free_port
 
-from runhistory_sql import migrate
+from runhistory_sql.db import migrate
 from runhistory_sql.cli import iter_commands, main
 
 

@@ -6,7 +6,7 @@ from helpers import dump, query
 from tracking_support import execute
 
 from runhistory_sql import SQLRunHistory
-from runhistory_sql.clock import now_ms
+from runhistory_sql.db.clock import now_ms
 
 BASELINE = "run 'baseline' (id 1, experiment 'cli', finished)"
 ASKED = f"This deletes {BASELINE}: 7 points, 2 configs, 7 events, 2 stages.\nDelete it? This cannot be undone [y/N]: "

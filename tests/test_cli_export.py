@@ -12,9 +12,9 @@ import pytest
 from helpers import query, same
 
 from runhistory_sql import RunStore, SQLRunHistory
-from runhistory_sql import export as export_module
+from runhistory_sql.read import export as export_module
 from runhistory_sql.cli.export import PROGRESS_FROM, ProgressBar
-from runhistory_sql.export import COLUMNS, export_points
+from runhistory_sql.read.export import COLUMNS, export_points
 
 ODD_VALUES = [1.5, math.nan, math.inf, -math.inf, -0.0, 0.0, {"top1": 0.5, "labels": ["a", "b"]}, "text"]
 

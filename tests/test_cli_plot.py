@@ -1,4 +1,4 @@
-"""``runhistory-sql plot`` and ``runhistory_sql.plot``: pictures of the trained runs, checked pixel
+"""``runhistory-sql plot`` and ``runhistory_sql.read.plot``: pictures of the trained runs, checked pixel
 by pixel (PNG) and element by element (SVG).
 
 Colours are exact in a PNG where a line is drawn: a curve is solid in its run's colour along its
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runhistory_sql.plot import (
+from runhistory_sql.read.plot import (
     EVENT_STYLES, RUN_COLOURS, Curve, default_title, epoch_positions, panels, seq_position,
 )
 

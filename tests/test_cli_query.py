@@ -8,7 +8,7 @@ import pytest
 from helpers import dump, is_postgres, reader_url
 
 from runhistory_sql import SQLRunHistory
-from runhistory_sql.query import first_keyword
+from runhistory_sql.read.query import first_keyword
 
 HINT = "Runs are recorded by SQLRunHistory; to remove one, use: runhistory-sql delete RUN"
 ALLOWED = "allowed: EXPLAIN, PRAGMA, SELECT, SHOW, TABLE, VALUES, WITH"

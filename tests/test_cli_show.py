@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runhistory_sql import SQLRunHistory
-from runhistory_sql.describe import config_differences, describe_event
+from runhistory_sql.cli.describe import config_differences, describe_event
 
 
 SHOW_BASELINE = """\

@@ -194,7 +194,7 @@ def trainer_role(pg_url: str, pg_server: Any) -> Iterator[str]:
     """The schema created by the superuser, then the role granted on it; yields the role's URL."""
     import psycopg
 
-    from runhistory_sql import migrate
+    from runhistory_sql.db import migrate
     from runhistory_sql.cli import main as cli
 
     database = pg_url.rsplit("/", 1)[1]
@@ -228,7 +228,7 @@ def test_least_privilege_role_trains_resumes_and_cannot_create_or_drop(
     from pytorch_accelerated.callbacks import SaveTrainingStateCallback
 
     from runhistory_sql import RunTrackingCallback, SQLRunHistory
-    from runhistory_sql.demo import make_datasets, make_model, make_trainer
+    from runhistory_sql.trainer.demo import make_datasets, make_model, make_trainer
 
     train_ds, eval_ds = make_datasets(n_train=64, n_eval=32)  # 2 steps per epoch
     state = tmp_path / "state"

@@ -27,7 +27,7 @@ from pytorch_accelerated.trainer import DEFAULT_CALLBACKS
 from torch import nn
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreezer
-from runhistory_sql.demo import make_datasets, make_model
+from runhistory_sql.trainer.demo import make_datasets, make_model
 from tests.helpers import is_postgres, query
 from tests.tracking_support import events
 

@@ -797,7 +797,7 @@ def test_a_bad_term_timeout_in_the_environment_is_refused_naming_it(url, monkeyp
 
 
 def test_the_sigterm_bound_is_the_argument_else_the_environment_else_5_s(monkeypatch):
-    from runhistory_sql.checks import resolve_term_timeout
+    from runhistory_sql.write.arguments import resolve_term_timeout
 
     assert resolve_term_timeout(None) == 5.0
     monkeypatch.setenv("RUNHISTORY_SQL_TERM_TIMEOUT", " 2.5 ")

@@ -57,7 +57,7 @@ from pytorch_accelerated.trainer import DEFAULT_CALLBACKS
 from torch import nn
 
 from runhistory_sql import RunTrackingCallback
-from runhistory_sql.demo import make_datasets, make_model
+from runhistory_sql.trainer.demo import make_datasets, make_model
 
 
 def train(history, *callbacks):

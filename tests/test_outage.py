@@ -28,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from runhistory_sql.cli import main as cli
-from runhistory_sql.spill import read_header
+from runhistory_sql.write.spill import read_header
 from tests.helpers import is_postgres, query, script_env, write_lock
 
 ROOT = Path(__file__).resolve().parent.parent

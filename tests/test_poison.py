@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from helpers import query, write_lock
 from runhistory_sql import SQLRunHistory
-from runhistory_sql import apply as w
-from runhistory_sql.setaside import is_transient
-from runhistory_sql.spill import read
+from runhistory_sql.write import batch as w
+from runhistory_sql.write.setaside import is_transient
+from runhistory_sql.write.spill import read
 
 BAD = "bad\ud800"
 BAD_SHOWN = "bad\\ud800"

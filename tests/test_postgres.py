@@ -25,9 +25,10 @@ from sqlalchemy.pool import QueuePool
 
 from helpers import query, same
 from pg_server import PostgresServer
-from runhistory_sql import SchemaVersionError, SQLRunHistory, migrate
+from runhistory_sql import SchemaVersionError, SQLRunHistory
+from runhistory_sql.db import migrate
 from runhistory_sql.cli import main
-from runhistory_sql.engine import make_engine
+from runhistory_sql.db.engine import make_engine
 
 # -- values -----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from helpers import is_postgres, reader_url, script_env
 
 from runhistory_sql import SQLRunHistory
-from runhistory_sql.query import run_query
+from runhistory_sql.read.query import run_query
 
 TEN_THOUSAND = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 10000) SELECT x FROM r"
 ENDLESS = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT COUNT(*) FROM r"

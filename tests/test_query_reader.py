@@ -10,8 +10,8 @@ from sqlalchemy.engine import make_url
 
 from runhistory_sql import SQLRunHistory
 from runhistory_sql.errors import QueryError
-from runhistory_sql.query import run_query
-from runhistory_sql.readers import check_reader, create_reader
+from runhistory_sql.read.query import run_query
+from runhistory_sql.read.readers import check_reader, create_reader
 
 
 @pytest.fixture

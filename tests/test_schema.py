@@ -28,8 +28,10 @@ from typing import Iterator
 import pytest
 from sqlalchemy import Engine, column, insert, inspect, table, text
 
-from runhistory_sql import SchemaVersionError, SQLRunHistory, migrate, schema
-from runhistory_sql.engine import make_engine, mask
+from runhistory_sql import SchemaVersionError, SQLRunHistory
+from runhistory_sql.db import migrate
+from runhistory_sql.db import schema
+from runhistory_sql.db.engine import make_engine, mask
 
 from helpers import columns, dump, is_postgres, query, same, tables, views
 
@@ -548,7 +550,7 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
     probe = (
         "import sys, runhistory_sql\n"
         "from runhistory_sql import migrate\n"
-        "from runhistory_sql.engine import make_engine\n"
+        "from runhistory_sql.db.engine import make_engine\n"
         f"assert runhistory_sql.__file__.startswith({str(site)!r}), runhistory_sql.__file__\n"
         "e = make_engine(sys.argv[1]); migrate.ensure_schema(e)\n"
         "print(migrate.current_revision(e), migrate.drift(e)); e.dispose()\n"

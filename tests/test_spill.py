@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from runhistory_sql import RunNotFoundError, SpillFileError, SQLRunHistory, WrongDatabaseError, oplines, spill
-from runhistory_sql.apply import EVENT
-from runhistory_sql.engine import make_engine
+from runhistory_sql import RunNotFoundError, SpillFileError, SQLRunHistory, WrongDatabaseError
+from runhistory_sql.write import oplines
+from runhistory_sql.write import spill
+from runhistory_sql.write.batch import EVENT
+from runhistory_sql.db.engine import make_engine
 
 from helpers import dump, is_postgres, query, write_lock
 
@@ -191,7 +193,7 @@ def test_a_failure_in_the_middle_of_an_import_rolls_back_everything(
 def test_a_file_whose_ids_are_not_its_runs_or_whose_run_is_gone_is_refused(
     url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Callable[..., Any],
 ) -> None:
-    from runhistory_sql.deletion import _delete_rows
+    from runhistory_sql.read.deletion import _delete_rows
 
     path = _spill(url, tmp_path / "spill", monkeypatch)
     header, ops = spill.read(path)

@@ -26,12 +26,12 @@ from runhistory_sql import (
     RunStore,
     SQLRunHistory,
 )
-from runhistory_sql.clock import now_ms
-from runhistory_sql.engine import make_engine
-from runhistory_sql.deletion import count_rows
+from runhistory_sql.db.clock import now_ms
+from runhistory_sql.db.engine import make_engine
+from runhistory_sql.read.deletion import count_rows
 from runhistory_sql.errors import MissingExtraError
-from runhistory_sql.schema import VIEW_COLUMNS
-from runhistory_sql.summaries import goal_of
+from runhistory_sql.db.schema import VIEW_COLUMNS
+from runhistory_sql.read.summaries import goal_of
 
 NAN, INF = float("nan"), float("inf")
 

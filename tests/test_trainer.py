@@ -22,7 +22,7 @@ from pytorch_accelerated.callbacks import EarlyStoppingCallback, SaveBestModelCa
 from pytorch_accelerated.tracking import InMemoryRunHistory, RunHistory
 
 from runhistory_sql import RunExistsError, SQLRunHistory
-from runhistory_sql.demo import DemoResult, make_datasets, make_model, make_trainer, run_demo
+from runhistory_sql.trainer.demo import DemoResult, make_datasets, make_model, make_trainer, run_demo
 from tests.helpers import query
 
 TRAINING_METRICS = ("eval_loss_epoch", "train_loss_epoch")

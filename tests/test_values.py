@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from runhistory_sql.schema import SPECIAL_NAN, SPECIAL_NEG_ZERO
-from runhistory_sql.values import decode, encode
+from runhistory_sql.db.schema import SPECIAL_NAN, SPECIAL_NEG_ZERO
+from runhistory_sql.db.values import decode, encode
 
 
 @pytest.mark.parametrize(

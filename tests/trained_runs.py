@@ -34,8 +34,8 @@ from pytorch_accelerated.finetuning import ModelFreezer  # noqa: F401  (the base
 from sqlalchemy import text
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreezer
-from runhistory_sql.demo import make_datasets, make_model, make_trainer
-from runhistory_sql.engine import make_engine
+from runhistory_sql.trainer.demo import make_datasets, make_model, make_trainer
+from runhistory_sql.db.engine import make_engine
 
 BASE_MS = 1_793_527_200_000  # 2026-11-01T10:00:00Z
 HOUR_MS = 3_600_000

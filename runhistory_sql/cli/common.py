@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..engine import make_engine, mask
+from ..db.engine import make_engine, mask
 from ..errors import RunHistorySQLError, brief
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -6,9 +6,9 @@ from typing import Any, Sequence
 
 import click
 
-from ..describe import config_differences, latest
-from ..listing import check_metrics, key_metrics
-from ..store import RunStore
+from .describe import config_differences, latest
+from ..read.listing import check_metrics, key_metrics
+from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import FORMATS, cell, emit, heading, plain_tree, print_table
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from .. import migrate
-from ..readers import create_reader
-from ..engine import mask, resolve_url
+from ..db import migrate
+from ..read.readers import create_reader
+from ..db.engine import mask, resolve_url
 from .common import URL_HELP, EngineFor, OneLineGroup, one_line_errors
 
 

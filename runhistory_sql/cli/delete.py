@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import click
-from ..deletion import count_rows
-from ..store import RunStore
+from ..read.deletion import count_rows
+from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import count
 

@@ -23,7 +23,7 @@ def demo(url: str | None, experiment: str, run_name: str | None, epochs: int) ->
     Example:
         runhistory-sql demo --epochs 3
     """
-    from ..demo import run_demo  # imports torch: only when asked for
+    from ..trainer.demo import run_demo  # imports torch: only when asked for
 
     result = run_demo(url, experiment=experiment, run_name=run_name, num_epochs=epochs)
     _print_demo(result.url, result.run_name, result.epochs, experiment)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from .schema import VIEW_COLUMNS
+from ..db.schema import VIEW_COLUMNS
 
 #: The ``TrainerRunConfig`` fields of a snapshot, in ``v_configs`` order.
 CONFIG_FIELDS = VIEW_COLUMNS["v_configs"][4:]

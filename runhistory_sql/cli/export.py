@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..export import FORMATS, export_points
+from ..read.export import FORMATS, export_points
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import count
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..plot import X_AXES, plot_runs
-from ..store import RunStore
+from ..read.plot import X_AXES, plot_runs
+from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import count
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, run_query
+from ..read.query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, run_query
 from .common import one_line_errors, url_option
 from .output import emit, format_option
 

@@ -5,9 +5,9 @@ from typing import Any
 
 import click
 
-from ..listing import RunListing, list_runs
-from ..records import utc
-from ..store import RunStore
+from ..read.listing import RunListing, list_runs
+from ..read.records import utc
+from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import duration_text, emit, format_option
 

@@ -6,9 +6,9 @@ from typing import Any, Sequence
 
 import click
 
-from ..describe import describe_event, flat_config
-from ..listing import RunRow, run_row
-from ..store import RunStore
+from .describe import describe_event, flat_config
+from ..read.listing import RunRow, run_row
+from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import cell, duration_text, heading, plain_tree, print_table
 

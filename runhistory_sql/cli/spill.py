@@ -5,7 +5,7 @@ import os
 
 import click
 
-from ..engine import ENV_VAR, mask
+from ..db.engine import ENV_VAR, mask
 from .common import EngineFor, one_line_errors
 
 
@@ -24,7 +24,7 @@ def import_spill(file: str, url: str | None) -> None:
     Example:
         runhistory-sql import-spill runhistory-spill-3-20261130T101500-4242.jsonl
     """
-    from .. import spill
+    from ..write import spill
 
     header, _ = spill.read(file)  # a malformed or cut file is refused before any database is opened
     target = url or os.environ.get(ENV_VAR) or header["url"]

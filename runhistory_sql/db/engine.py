@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from .errors import DatabaseURLError, unreachable
+from ..errors import DatabaseURLError, unreachable
 
 ENV_VAR = "RUNHISTORY_SQL_URL"
 DEFAULT_URL = "sqlite:///runhistory.db"

@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from .engine import mask, readable_url, writer_engine
-from .errors import SchemaVersionError
+from ..errors import SchemaVersionError
 from .schema import metadata
 
 # Any 64-bit number that is ours alone: the PostgreSQL advisory lock serialising migrations.
@@ -25,9 +25,13 @@ _PG_LOCK_KEY = 0x52485351_4C4D4947  # "RHSQLMIG"
 
 
 def migrations_dir() -> Path:
-    """Return the folder of the Alembic migrations (``runhistory_sql.migrations``)."""
-    from . import migrations
-
+    """Return the folder of the Alembic migrations: ``runhistory_sql.migrations`` in an installed
+    package (the wheel ships the top-level ``migrations/`` under that name), else the top-level
+    ``migrations/`` beside the package, for a plain checkout on ``PYTHONPATH``."""
+    try:
+        from .. import migrations  # type: ignore[attr-defined]
+    except ImportError:
+        return Path(__file__).resolve().parents[2] / "migrations"
     return Path(migrations.__file__).parent
 
 

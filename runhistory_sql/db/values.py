@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .schema import SPECIAL_NAN, SPECIAL_NEG_ZERO
 
 Encoded = tuple[float | None, int | None, str | None]

@@ -2,7 +2,7 @@
 
 Everything recorded for the run goes in one transaction (all or nothing); the experiment, the
 metric names and every other run stay. A run that a live process still holds is refused, as
-:mod:`runhistory_sql.runs` decides liveness for resuming: on the same host by its pid, across
+:mod:`runhistory_sql.write.run` decides liveness for resuming: on the same host by its pid, across
 hosts by its heartbeat.
 """
 from __future__ import annotations
@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from . import lifecycle
-from .engine import writer_engine
-from .errors import RunInUseError, RunNotFoundError
-from .runs import holder_alive
-from .schema import configs, events, points, runs, series, stages
+from ..db.engine import writer_engine
+from ..db.schema import configs, events, points, runs, series, stages
+from ..errors import RunInUseError, RunNotFoundError
+# the one place the read side asks the write side: who holds a run (a live run is never deleted)
+from ..write import lifecycle
+from ..write.run import holder_alive
 
 
 def delete_run(engine: Engine, run_id: int) -> dict[str, int]:

@@ -27,10 +27,10 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Connection
 
-from .engine import fetch_raw, placeholder
-from .errors import ExportError, MissingExtraError, brief
+from ..db.engine import fetch_raw, placeholder
+from ..errors import ExportError, MissingExtraError, brief
 from .frames import series_query
-from .schema import SPECIAL_NAN, SPECIAL_NEG_ZERO, series
+from ..db.schema import SPECIAL_NAN, SPECIAL_NEG_ZERO, series
 from .store import RunStore
 
 COLUMNS = ("experiment", "run_name", "run_id", "stage", "metric", "seq", "epoch", "value", "value_json", "recorded_at")

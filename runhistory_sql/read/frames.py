@@ -10,9 +10,9 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, select
 
-from .engine import fetch_raw, placeholder
-from .errors import MissingExtraError
-from .schema import SPECIAL_NEG_ZERO, experiments, metrics, runs, series, stages
+from ..db.engine import fetch_raw, placeholder
+from ..errors import MissingExtraError
+from ..db.schema import SPECIAL_NEG_ZERO, experiments, metrics, runs, series, stages
 
 #: The columns of :func:`read_frame`'s DataFrame, in order (``value_json`` is added on request).
 COLUMNS = ("experiment", "run_name", "run_id", "stage", "metric", "seq", "epoch", "value", "recorded_at")

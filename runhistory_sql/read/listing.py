@@ -12,11 +12,11 @@ from typing import Any, Collection, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, text
 
-from .clock import now_ms
-from .errors import InvalidArgumentError, RunNotFoundError
+from ..db.clock import now_ms
+from ..errors import InvalidArgumentError, RunNotFoundError
 from .records import utc
 from .summaries import GOALS, goal_of
-from .values import decode
+from ..db.values import decode
 
 #: At most this many key metrics are chosen when none are asked for.
 MAX_KEY_METRICS = 3

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .errors import MissingExtraError, PlotError
+from ..errors import MissingExtraError, PlotError
 from .store import RunStore
 
 if TYPE_CHECKING:

@@ -3,10 +3,10 @@
 What decides is who runs the statement, not what it says:
 
 1. on PostgreSQL the session's role must be one that can do nothing but read
-   (:func:`~runhistory_sql.readers.check_reader`; ``runhistory-sql db create-reader`` makes one):
+   (:func:`~runhistory_sql.read.readers.check_reader`; ``runhistory-sql db create-reader`` makes one):
    a superuser's ``lo_export`` or ``pg_terminate_backend`` is beyond what a read-only transaction
    stops. On SQLite the file is opened with ``mode=ro`` and an authorizer that refuses ``ATTACH``
-   and PRAGMAs that set (:func:`~runhistory_sql.engine.make_engine`);
+   and PRAGMAs that set (:func:`~runhistory_sql.db.engine.make_engine`);
 2. the transaction is read-only (PostgreSQL), and always rolled back;
 3. one statement only: sqlite3 refuses a second one, and on PostgreSQL the statement is
    prepared, which the server refuses for ``SELECT 1; DELETE ...``;
@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .engine import make_engine, mask, report_unreachable, resolve_url
-from .errors import QueryError, brief
+from ..db.engine import make_engine, mask, report_unreachable, resolve_url
+from ..errors import QueryError, brief
 from .readers import check_reader
 
 #: The keywords a reading statement starts with.

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from .engine import make_engine, mask, readable_url, report_unreachable, resolve_url
-from .errors import QueryError, brief
+from ..db.engine import make_engine, mask, readable_url, report_unreachable, resolve_url
+from ..errors import QueryError, brief
 
 #: Built-in roles a reader may belong to: they only let it read more.
 HARMLESS_ROLES = ("pg_read_all_data", "pg_read_all_settings", "pg_read_all_stats")

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from .schema import VIEW_COLUMNS, configs, events, stages
+from ..db.schema import VIEW_COLUMNS, configs, events, stages
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _JSON_CONFIG_FIELDS = ("train_dl_kwargs", "eval_dl_kwargs")

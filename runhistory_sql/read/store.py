@@ -6,13 +6,13 @@ from typing import Any, Mapping, Sequence
 from sqlalchemy import Engine, text
 
 from .deletion import delete_run
-from .engine import fetch_raw, make_engine, mask, placeholder, report_unreachable, resolve_url
-from .errors import RunHistorySQLError, RunNotFoundError
+from ..db.engine import fetch_raw, make_engine, mask, placeholder, report_unreachable, resolve_url
+from ..errors import RunHistorySQLError, RunNotFoundError
 from .frames import import_pandas, read_frame
 from .listing import runs_filter
 from .records import read_configs, read_events
 from .summaries import summarize
-from .values import decode
+from ..db.values import decode
 
 Point = tuple[int, int, Any, int]
 
@@ -160,7 +160,7 @@ class RunStore:
         """Summarise each metric of the run, in the latest stage that has it, ordered by name.
 
         Each dict has the keys ``metric``, ``stage``, ``count`` (effective points), ``last``,
-        ``min``, ``max``, ``goal`` (``"min"`` or ``"max"``: see :func:`~runhistory_sql.summaries.goal_of`),
+        ``min``, ``max``, ``goal`` (``"min"`` or ``"max"``: see :func:`~runhistory_sql.read.summaries.goal_of`),
         ``best`` (the min or the max, as the goal says) and ``best_epoch`` (the epoch of the first
         point with the best value). NaN is never the min, max or best; ``min``, ``max``, ``best``
         and ``best_epoch`` are ``None`` when the metric has no number that is not NaN (e.g. values

@@ -12,9 +12,9 @@ from typing import Any, Mapping
 
 from sqlalchemy import Connection, Row, select
 
-from .engine import fetch_raw, placeholder
-from .schema import SPECIAL_NEG_ZERO, metrics, series, stages
-from .values import decode
+from ..db.engine import fetch_raw, placeholder
+from ..db.schema import SPECIAL_NEG_ZERO, metrics, series, stages
+from ..db.values import decode
 
 GOALS = ("min", "max")
 

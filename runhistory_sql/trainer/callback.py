@@ -7,7 +7,7 @@ from typing import Any
 
 from pytorch_accelerated.callbacks import TrainerCallback
 
-from .snapshot import dataclass_fields
+from ..write.snapshot import dataclass_fields
 
 log = logging.getLogger("runhistory_sql")
 

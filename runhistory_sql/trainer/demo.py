@@ -20,7 +20,7 @@ from pytorch_accelerated.trainer import DEFAULT_CALLBACKS
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .history import SQLRunHistory
+from ..write.history import SQLRunHistory
 
 
 def make_datasets(n_train: int = 512, n_eval: int = 128, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:

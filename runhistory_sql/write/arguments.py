@@ -7,9 +7,9 @@ import numbers
 import os
 from typing import Any
 
-from .errors import InvalidArgumentError
-from .runs import RESUME_MODES
-from .values import check_unicode
+from ..errors import InvalidArgumentError
+from .run import RESUME_MODES
+from ..db.values import check_unicode
 
 #: The longest metric name, event kind, run or experiment name, in characters. At most 4 bytes
 #: each in UTF-8, such a name stays under PostgreSQL's largest index entry (2704 bytes), so that

@@ -17,12 +17,12 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .clock import now_ms
-from .engine import placeholder
-from .errors import RunInUseError
-from .points_write import insert_points
-from .runs import inserted_id
-from .schema import configs, events, metrics, points, runs, series, stages
+from ..db.clock import now_ms
+from ..db.engine import placeholder
+from ..errors import RunInUseError
+from .points import insert_points
+from .run import inserted_id
+from ..db.schema import configs, events, metrics, points, runs, series, stages
 
 # Operation codes: the first element of every queued tuple. POINT carries a non-zero float (NaN
 # and infinities included); POINT_ENC anything else, already encoded as (value, special, json).

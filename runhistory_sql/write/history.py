@@ -2,7 +2,7 @@
 
 Every process keeps an in-memory mirror of the current stage that answers all reads, exactly as
 ``InMemoryRunHistory`` would. World-process-zero also queues every change for the background
-:class:`~runhistory_sql.writer.Writer`; no other rank ever writes.
+:class:`~runhistory_sql.write.writer.Writer`; no other rank ever writes.
 """
 from __future__ import annotations
 
@@ -19,19 +19,20 @@ from pytorch_accelerated.tracking import RunHistory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from . import lifecycle, spill
-from . import apply as w
-from .apply import Cursor
-from .checks import as_epoch, check_arguments, check_name, resolve_term_timeout
+from . import lifecycle
+from . import spill
+from . import batch as w
+from .batch import Cursor
+from .arguments import as_epoch, check_arguments, check_name, resolve_term_timeout
 from .writer import IN_FLIGHT_S, Writer
-from .clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
-from .engine import make_engine, mask
-from .errors import RunHistorySQLError, unreachable
-from .migrate import ensure_schema, wait_for_schema
+from ..db.clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
+from ..db.engine import make_engine, mask
+from ..errors import RunHistorySQLError, unreachable
+from ..db.migrate import ensure_schema, wait_for_schema
 from .rank import world_process_index
-from .runs import RunState, open_run
+from .run import RunState, open_run
 from .snapshot import config_row, storable_text
-from .values import encode, event_json
+from ..db.values import encode, event_json
 
 log = logging.getLogger("runhistory_sql")
 _tokens = itertools.count(1)

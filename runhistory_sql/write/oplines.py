@@ -7,7 +7,7 @@ before it (header and operations). A file is written under a temporary name and 
 complete, so a crash mid-write leaves nothing that looks whole; a reader refuses a file without
 its trailer, or whose count or checksum disagree, as a whole.
 
-Spill files use it (:mod:`runhistory_sql.spill`); so can any other file of operations.
+Spill files use it (:mod:`runhistory_sql.write.spill`); so can any other file of operations.
 Every refusal is a :class:`~runhistory_sql.errors.SpillFileError` of one line.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from .apply import Op
-from .errors import SpillFileError
+from .batch import Op
+from ..errors import SpillFileError
 
 
 def encode(op: Op) -> str:

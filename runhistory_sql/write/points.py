@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection
 
-from .engine import placeholder
-from .values import encode_float
+from ..db.engine import placeholder
+from ..db.values import encode_float
 
 Op = tuple[Any, ...]
 #: points converted per slice; between slices the writer yields the GIL to the training loop

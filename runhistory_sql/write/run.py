@@ -14,11 +14,11 @@ from typing import Any, Collection
 from sqlalchemy import Connection, CursorResult, Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .clock import now_ms
-from .engine import fetch_raw, placeholder, writer_engine
-from .errors import RunExistsError, RunInUseError, RunNotFoundError
-from .schema import configs, experiments, metrics, points, runs, series, stages
-from .values import decode
+from ..db.clock import now_ms
+from ..db.engine import fetch_raw, placeholder, writer_engine
+from ..errors import RunExistsError, RunInUseError, RunNotFoundError
+from ..db.schema import configs, experiments, metrics, points, runs, series, stages
+from ..db.values import decode
 
 RESUME_MODES = ("never", "allow", "must")
 

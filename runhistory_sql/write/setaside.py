@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import exc
 
-from .apply import DELETE, END, EVENT, POINT, POINT_ENC, SERIES, Op
-from .clock import now_ms
-from .errors import brief
+from .batch import DELETE, END, EVENT, POINT, POINT_ENC, SERIES, Op
+from ..db.clock import now_ms
+from ..errors import brief
 from .snapshot import storable_text
 from .spill import SPILL_DIR_VAR
 

@@ -82,7 +82,7 @@ def config_row(fields: dict[str, Any]) -> dict[str, Any]:
     """
     from sqlalchemy import BigInteger, Boolean, Float, Integer
 
-    from .schema import configs
+    from ..db.schema import configs
 
     row: dict[str, Any] = {}
     for name, value in fields.items():

@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from . import migrate, oplines
-from .apply import EVENT, FLUSH, Cursor, Op, apply_batch, batch_landed
-from .engine import mask, writer_engine
-from .errors import RunNotFoundError, SchemaVersionError, SpillFileError, WrongDatabaseError, brief
-from .schema import events, runs, series, stages, store_info
+from ..db import migrate
+from . import oplines
+from .batch import EVENT, FLUSH, Cursor, Op, apply_batch, batch_landed
+from ..db.engine import mask, writer_engine
+from ..errors import RunNotFoundError, SchemaVersionError, SpillFileError, WrongDatabaseError, brief
+from ..db.schema import events, runs, series, stages, store_info
 
 SPILL_DIR_VAR = "RUNHISTORY_SQL_SPILL_DIR"
 FORMAT = 2

@@ -5,7 +5,7 @@ batches, in order, when the queue is long, every ``interval`` seconds, and on ``
 batch that fails (database gone, locked) is retried with backoff until it lands, before anything
 queued after it; a retry first asks whether the failed attempt committed after all, so nothing is
 dropped and nothing doubled. A batch that fails for any other reason is split until the failing
-operation is alone; that one is set aside (see :mod:`~runhistory_sql.setaside`) and everything
+operation is alone; that one is set aside (see :mod:`~runhistory_sql.write.setaside`) and everything
 else commits, in order. What still cannot be committed at ``close()`` goes to a spill file.
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from . import spill
-from .apply import DELETE, END, FLUSH, POINT, POINT_ENC, SERIES, Cursor, Op, apply_batch, batch_landed
-from .clock import HEARTBEAT_S, now_ms
-from .engine import writer_engine
-from .errors import RunInUseError, brief
+from .batch import DELETE, END, FLUSH, POINT, POINT_ENC, SERIES, Cursor, Op, apply_batch, batch_landed
+from ..db.clock import HEARTBEAT_S, now_ms
+from ..db.engine import writer_engine
+from ..errors import RunInUseError, brief
 from .setaside import SetAside, is_transient
 
 log = logging.getLogger("runhistory_sql")

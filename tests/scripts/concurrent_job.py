@@ -31,7 +31,7 @@ from pytorch_accelerated.trainer import DEFAULT_CALLBACKS
 from torch import nn
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
-from runhistory_sql.demo import make_datasets, make_model
+from runhistory_sql.trainer.demo import make_datasets, make_model
 
 METRICS = ("a", "b", "c")
 GO_DEADLINE_S = 120.0

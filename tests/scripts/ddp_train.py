@@ -22,8 +22,8 @@ from pytorch_accelerated.callbacks import EarlyStoppingCallback, SaveBestModelCa
 from sqlalchemy import Engine, event
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
-from runhistory_sql.demo import make_datasets, make_model, make_trainer
-from runhistory_sql.rank import world_process_index
+from runhistory_sql.trainer.demo import make_datasets, make_model, make_trainer
+from runhistory_sql.write.rank import world_process_index
 
 NUM_EPOCHS = 3
 BATCH_SIZE = 32

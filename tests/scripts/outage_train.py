@@ -32,7 +32,7 @@ from pytorch_accelerated.trainer import DEFAULT_CALLBACKS
 from torch import nn
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
-from runhistory_sql.demo import make_datasets, make_model
+from runhistory_sql.trainer.demo import make_datasets, make_model
 
 BATCH_SIZE = 32
 

@@ -37,7 +37,7 @@ import torch
 from pytorch_accelerated.callbacks import SaveTrainingStateCallback, TrainerCallback
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
-from runhistory_sql.demo import make_datasets, make_model, make_trainer
+from runhistory_sql.trainer.demo import make_datasets, make_model, make_trainer
 from tests.helpers import query
 
 BATCH_SIZE = 32
