@@ -140,10 +140,10 @@ def script_env() -> dict[str, str]:
     none of the caller's runhistory-sql or launcher variables (a script states what it uses)."""
     import os
 
-    root = str(Path(__file__).resolve().parent.parent)
+    here = Path(__file__).resolve().parent  # the tests' own modules import as `helpers`, ...
     env = {
         **os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(here.parent), str(here), os.environ.get("PYTHONPATH")])),
     }
     launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
     for name in ("RUNHISTORY_SQL_URL", "RUNHISTORY_SQL_SPILL_DIR", *launcher):

@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_ROWS = ("1a", "1b", "2a", "2b", "2d", "2e", "2f", "3a", "3b", "4", "5a", "5b", "6a", "6b")
 
 
+@pytest.mark.slow
 def test_can_run_the_benchmarks_at_tiny_sizes(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks", "--quick", "--points", "2000", "--runs", "3",
                "--calls", "2000", "--skip-mlflow", "--dir", str(tmp_path)]

@@ -45,8 +45,8 @@ from torch.utils.data import Sampler
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
 from runhistory_sql.trainer.demo import make_datasets, make_model
 from runhistory_sql.write.snapshot import jsonable
-from tests.helpers import is_postgres, query
-from tests.tracking_support import events, finish, run_row, start, write_script
+from helpers import is_postgres, query
+from tracking_support import events, finish, run_row, start, write_script
 
 BATCH = 32
 NO_WORKERS = {"num_workers": 0}
@@ -409,6 +409,7 @@ print("after train")
 """
 
 
+@pytest.mark.slow
 def test_a_nan_loss_exit_through_terminate_on_nan_is_recorded_as_failed(tmp_path: Path, url: str) -> None:
     # RunTrackingCallback is listed AFTER TerminateOnNaNCallback, whose on_training_run_end exits
     result = finish(start(write_script(tmp_path, "nan_train", NAN_SCRIPT), url))

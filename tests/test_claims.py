@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from runhistory_sql import SQLRunHistory
-from tests.helpers import dump, query, script_env
-from tests.tracking_support import execute
+from helpers import dump, query, script_env
+from tracking_support import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 RACER = ROOT / "tests" / "scripts" / "claim_race.py"

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import query, script_env
+from helpers import query, script_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "concurrent_job.py"

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import is_postgres, query, same, script_env
-from tests.pg_server import free_port
-from tests.tracking_support import BACKENDS, backend_of, databases, finish
+from helpers import is_postgres, query, same, script_env
+from pg_server import free_port
+from tracking_support import BACKENDS, backend_of, databases, finish
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "ddp_train.py"

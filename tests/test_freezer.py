@@ -28,8 +28,8 @@ from torch import nn
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreezer
 from runhistory_sql.trainer.demo import make_datasets, make_model
-from tests.helpers import is_postgres, query
-from tests.tracking_support import events
+from helpers import is_postgres, query
+from tracking_support import events
 
 INPUT, HIDDEN, OUTPUT = 288, 1056, 33
 TOTAL = INPUT + HIDDEN + OUTPUT

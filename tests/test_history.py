@@ -222,6 +222,7 @@ with SQLRunHistory(sys.argv[1], experiment=sys.argv[2], run_name=sys.argv[3], re
 """
 
 
+@pytest.mark.slow
 def test_a_new_process_sees_the_same_history(url):
     with SQLRunHistory(url, experiment="exp", run_name="run") as h:
         h.update_metric("loss", 0.5)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import alembic
+import pytest
 import sqlalchemy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,7 @@ def test_nothing_imports_the_cli():
     assert users == []
 
 
+@pytest.mark.slow
 def test_a_plain_checkout_on_the_path_can_create_and_upgrade_a_database(tmp_path):
     # -S: no site processing, so no editable install maps runhistory_sql.migrations; the
     # dependencies come from site-packages put on the path by hand

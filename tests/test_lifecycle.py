@@ -24,8 +24,8 @@ from typing import Any, Iterator
 import pytest
 
 from runhistory_sql import RunInUseError, SQLRunHistory
-from tests.helpers import dump, is_postgres, query
-from tests.tracking_support import (
+from helpers import dump, is_postgres, query
+from tracking_support import (
     BACKENDS, Finished, backend_of, databases, events, execute, finish, read_line, run_row, start,
     write_script,
 )
@@ -41,6 +41,8 @@ import sys
 from runhistory_sql import SQLRunHistory
 
 url = sys.argv[1]
+
+pytestmark = pytest.mark.slow  # every test here launches real processes
 
 
 def two_epochs(history):

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 
 from runhistory_sql.cli import main as cli
 from runhistory_sql.write.spill import read_header
-from tests.helpers import is_postgres, query, script_env, write_lock
+from helpers import is_postgres, query, script_env, write_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "outage_train.py"

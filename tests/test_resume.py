@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import query, script_env
-from tests.tracking_support import BACKENDS, Finished, backend_of, databases, finish
+from helpers import query, script_env
+from tracking_support import BACKENDS, Finished, backend_of, databases, finish
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "resumable_train.py"

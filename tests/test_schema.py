@@ -370,6 +370,7 @@ _RACER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_eight_processes_create_one_fresh_database_at_once(tmp_path: Path, url: str, db_path: Path) -> None:
     # On SQLite, creation is serialised by the write lock (BEGIN IMMEDIATE); on PostgreSQL by
     # migrate.py's advisory lock, without which the racers' CREATE TABLEs collide.
@@ -451,6 +452,7 @@ def _alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     return result
 
 
+@pytest.mark.slow
 def test_alembic_upgrade_head_with_x_url(url: str) -> None:
     upgraded = _alembic("-x", f"url={url}", "upgrade", "head")
     assert "Running upgrade 0001 -> 0002" in upgraded.stderr  # alembic.ini's logging applies
@@ -458,6 +460,7 @@ def test_alembic_upgrade_head_with_x_url(url: str) -> None:
     assert f"{HEAD} (head)" in _alembic("-x", f"url={url}", "current").stdout
 
 
+@pytest.mark.slow
 def test_alembic_downgrade_to_base_and_back_to_head(url: str) -> None:
     _alembic("-x", f"url={url}", "upgrade", "head")
     _alembic("-x", f"url={url}", "downgrade", "base")
@@ -471,6 +474,7 @@ def test_alembic_downgrade_to_base_and_back_to_head(url: str) -> None:
         eng.dispose()
 
 
+@pytest.mark.slow
 def test_alembic_downgrade_one_step_with_data_and_back_keeps_it(url: str) -> None:
     # with rows in points, a downgrade that rebuilds series trips the points -> series key
     with SQLRunHistory(url, run_name="kept") as h:
@@ -493,11 +497,13 @@ def test_alembic_downgrade_one_step_with_data_and_back_keeps_it(url: str) -> Non
         eng.dispose()
 
 
+@pytest.mark.slow
 def test_alembic_upgrade_head_with_the_environment_variable(url: str) -> None:
     _alembic("upgrade", "head", env={**os.environ, "RUNHISTORY_SQL_URL": url})
     assert _at_head(url) == HEAD
 
 
+@pytest.mark.slow
 def test_alembic_x_url_beats_the_environment_variable(tmp_path: Path) -> None:
     x_url, env_url = f"sqlite:///{tmp_path / 'x.db'}", f"sqlite:///{tmp_path / 'env.db'}"
     _alembic("-x", f"url={x_url}", "upgrade", "head", env={**os.environ, "RUNHISTORY_SQL_URL": env_url})
@@ -515,6 +521,7 @@ def _build_backend_missing() -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_build_backend_missing(), reason="the build backend (setuptools>=70.1) is missing")
 def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
     # Build from a copy, so that no build/ folder is left in (or reused from) the source tree.

@@ -23,7 +23,7 @@ from pytorch_accelerated.tracking import InMemoryRunHistory, RunHistory
 
 from runhistory_sql import RunExistsError, SQLRunHistory
 from runhistory_sql.trainer.demo import DemoResult, make_datasets, make_model, make_trainer, run_demo
-from tests.helpers import query
+from helpers import query
 
 TRAINING_METRICS = ("eval_loss_epoch", "train_loss_epoch")
 BATCH_SIZE = 32

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from runhistory_sql import RunHistorySQLError, SQLRunHistory
-from tests.helpers import dump, query
-from tests.tracking_support import events
+from helpers import dump, query
+from tracking_support import events
 
 
 def test_log_event_records_user_events_at_the_current_stage_and_epoch(url: str) -> None:

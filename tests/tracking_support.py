@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import pytest
 
-from tests.helpers import is_postgres, query, script_env
+from helpers import is_postgres, query, script_env
 
 #: the longest a small script may take (importing torch costs ~2 s of it)
 PROCESS_TIMEOUT_S = 120

@@ -38,7 +38,7 @@ from pytorch_accelerated.callbacks import SaveTrainingStateCallback, TrainerCall
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
 from runhistory_sql.trainer.demo import make_datasets, make_model, make_trainer
-from tests.helpers import query
+from helpers import query
 
 BATCH_SIZE = 32
 HEARTBEAT_S = 0.2
