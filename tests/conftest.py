@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import Engine
 
+from runhistory_sql import SQLRunHistory
 from runhistory_sql.db.engine import make_engine
 
 
@@ -125,3 +126,12 @@ def run() -> Any:
 
     runner = CliRunner()
     return lambda *args, input=None: runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+# -- a SQLRunHistory on the `url` database (the history tests) --------------------------------
+
+
+@pytest.fixture
+def history(url: str) -> Iterator[SQLRunHistory]:
+    with SQLRunHistory(url, experiment="exp", run_name="run") as h:
+        yield h

@@ -172,3 +172,21 @@ def write_lock(url: str) -> Iterator[None]:
         finally:
             conn.execute("ROLLBACK")
             conn.close()
+
+
+def train(trainer: Any, num_epochs: int, *, batch_size: int = 32, datasets: Any = None, seed: int | None = None,
+          **kwargs: Any) -> None:
+    """``trainer.train`` on the demo's synthetic data (or ``datasets``, a (train, eval) pair), as
+    every trainer test runs it; ``seed`` seeds the loader's shuffle first.
+
+    :param kwargs: passed on to ``Trainer.train`` (``reset_run_history``, ``resume_from``, ...)
+    """
+    from runhistory_sql.trainer.demo import make_datasets
+
+    train_ds, eval_ds = datasets if datasets is not None else make_datasets()
+    if seed is not None:
+        import torch
+
+        torch.manual_seed(seed)
+    trainer.train(train_dataset=train_ds, eval_dataset=eval_ds, num_epochs=num_epochs,
+                  per_device_batch_size=batch_size, **kwargs)

@@ -39,11 +39,10 @@ from pytorch_accelerated.callbacks import (
 )
 from pytorch_accelerated.run_config import TrainerRunConfig
 from pytorch_accelerated.tracking import InMemoryRunHistory
-from torch import nn
 from torch.utils.data import Sampler
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory
-from runhistory_sql.trainer.demo import make_datasets, make_model
+from runhistory_sql.trainer.demo import make_datasets, make_model, make_trainer
 from runhistory_sql.write.snapshot import jsonable
 from helpers import is_postgres, query
 from tracking_support import events, finish, run_row, start, write_script
@@ -89,11 +88,8 @@ class _Configs(TrainerCallback):
 
 
 def _trainer(history: Any, callbacks: list[Any]) -> Trainer:
-    model = make_model()
-    return Trainer(
-        model, loss_func=nn.MSELoss(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
-        callbacks=callbacks, run_history=history,
-    )
+    """A trainer with exactly ``callbacks``: these tests place the default ones themselves."""
+    return make_trainer(make_model(), history, callbacks=callbacks, default_callbacks=False)
 
 
 def _defaults_around(callback: Any, position: str) -> list[Any]:

@@ -28,7 +28,7 @@ from torch import nn
 
 from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreezer
 from runhistory_sql.trainer.demo import make_datasets, make_model
-from helpers import is_postgres, query
+from helpers import is_postgres, query, train
 from tracking_support import events
 
 INPUT, HIDDEN, OUTPUT = 288, 1056, 33
@@ -202,11 +202,8 @@ def test_a_freezer_needs_a_run_history_that_records_events() -> None:
 
 
 def _train(trainer: Trainer, num_epochs: int, **kwargs: Any) -> None:
-    train_ds, eval_ds = make_datasets(n_train=256, n_eval=64)
-    trainer.train(
-        train_dataset=train_ds, eval_dataset=eval_ds, num_epochs=num_epochs, per_device_batch_size=32,
-        train_dataloader_kwargs=NO_WORKERS, eval_dataloader_kwargs=NO_WORKERS, **kwargs,
-    )
+    train(trainer, num_epochs, datasets=make_datasets(n_train=256, n_eval=64),
+          train_dataloader_kwargs=NO_WORKERS, eval_dataloader_kwargs=NO_WORKERS, **kwargs)
 
 
 def test_freeze_train_unfreeze_train_is_recorded_beside_the_metrics(url: str) -> None:

@@ -23,7 +23,7 @@ from pytorch_accelerated.tracking import InMemoryRunHistory, RunHistory
 
 from runhistory_sql import RunExistsError, SQLRunHistory
 from runhistory_sql.trainer.demo import DemoResult, make_datasets, make_model, make_trainer, run_demo
-from helpers import query
+from helpers import query, train
 
 TRAINING_METRICS = ("eval_loss_epoch", "train_loss_epoch")
 BATCH_SIZE = 32
@@ -57,12 +57,6 @@ def _trainer(
     return make_trainer(make_model(seed=0), history, callbacks=callbacks)
 
 
-def _train(trainer: Any, num_epochs: int, **kwargs: Any) -> None:
-    train_ds, eval_ds = make_datasets()
-    trainer.train(
-        train_dataset=train_ds, eval_dataset=eval_ds, num_epochs=num_epochs,
-        per_device_batch_size=BATCH_SIZE, **kwargs,
-    )
 
 
 def _evaluate(trainer: Any) -> None:
@@ -101,7 +95,7 @@ def test_three_epochs_with_default_and_checkpoint_callbacks_are_stored_exactly(
     trainer = _trainer(history, tmp_path, snapshot)
 
     try:
-        _train(trainer, num_epochs=3)
+        train(trainer, 3, batch_size=BATCH_SIZE)
     finally:
         history.close()
 
@@ -124,7 +118,7 @@ def test_early_stopping_ends_the_run_at_the_epoch_it_stopped_in(
     trainer = _trainer(history, tmp_path, snapshot, patience=1, threshold=100.0)
 
     try:
-        _train(trainer, num_epochs=3)
+        train(trainer, 3, batch_size=BATCH_SIZE)
     finally:
         history.close()
 
@@ -140,9 +134,9 @@ def test_the_sql_history_does_not_change_the_training(url: str, tmp_path: Path) 
     sql = SQLRunHistory(url, run_name="same")
     sql_snapshot = Snapshot()
 
-    _train(_trainer(in_memory, tmp_path, in_memory_snapshot), num_epochs=3)
+    train(_trainer(in_memory, tmp_path, in_memory_snapshot), 3, batch_size=BATCH_SIZE)
     try:
-        _train(_trainer(sql, tmp_path, sql_snapshot), num_epochs=3)
+        train(_trainer(sql, tmp_path, sql_snapshot), 3, batch_size=BATCH_SIZE)
     finally:
         sql.close()
 
@@ -158,7 +152,7 @@ def test_evaluate_after_train_opens_a_second_stage(url: str, tmp_path: Path) -> 
     trainer = _trainer(history, tmp_path, snapshot)
 
     try:
-        _train(trainer, num_epochs=3)
+        train(trainer, 3, batch_size=BATCH_SIZE)
         _evaluate(trainer)
     finally:
         history.close()
@@ -182,8 +176,8 @@ def test_train_without_reset_continues_the_stage_and_its_epochs(
     trainer = _trainer(history, tmp_path, snapshot)
 
     try:
-        _train(trainer, num_epochs=2)
-        _train(trainer, num_epochs=1, reset_run_history=False)
+        train(trainer, 2, batch_size=BATCH_SIZE)
+        train(trainer, 1, batch_size=BATCH_SIZE, reset_run_history=False)
     finally:
         history.close()
 
@@ -201,8 +195,8 @@ def test_train_with_reset_opens_a_new_stage_at_epoch_one(url: str, tmp_path: Pat
     trainer = _trainer(history, tmp_path, snapshot)
 
     try:
-        _train(trainer, num_epochs=2)
-        _train(trainer, num_epochs=1)
+        train(trainer, 2, batch_size=BATCH_SIZE)
+        train(trainer, 1, batch_size=BATCH_SIZE)
     finally:
         history.close()
 
@@ -225,9 +219,9 @@ def test_train_without_reset_after_evaluate_continues_the_evaluation_stage(
     trainer = _trainer(history, tmp_path, snapshot)
 
     try:
-        _train(trainer, num_epochs=2)
+        train(trainer, 2, batch_size=BATCH_SIZE)
         _evaluate(trainer)
-        _train(trainer, num_epochs=1, reset_run_history=False)
+        train(trainer, 1, batch_size=BATCH_SIZE, reset_run_history=False)
     finally:
         history.close()
 
@@ -293,9 +287,9 @@ def test_resume_from_a_checkpoint_whose_epoch_is_a_tensor(url: str, tmp_path: Pa
     history = SQLRunHistory(url, run_name="tensor-epoch")
     trainer = _trainer(history, tmp_path, Snapshot())
     try:
-        _train(trainer, num_epochs=3)
+        train(trainer, 3, batch_size=BATCH_SIZE)
         trainer.save_training_state(str(tmp_path / "state"), checkpoint_kwargs={"current_epoch": torch.tensor(2)})
-        _train(trainer, num_epochs=1, resume_from=str(tmp_path / "state"))
+        train(trainer, 1, batch_size=BATCH_SIZE, resume_from=str(tmp_path / "state"))
     finally:
         history.close()
 

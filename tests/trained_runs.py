@@ -37,14 +37,12 @@ from runhistory_sql import RunTrackingCallback, SQLRunHistory, TrackedModelFreez
 from runhistory_sql.trainer.demo import make_datasets, make_model, make_trainer
 from runhistory_sql.db.engine import make_engine
 
+from helpers import train
+
 BASE_MS = 1_793_527_200_000  # 2026-11-01T10:00:00Z
 HOUR_MS = 3_600_000
 
 
-def _train(trainer, epochs: int, batch: int, **kwargs) -> None:
-    train_ds, eval_ds = make_datasets()
-    torch.manual_seed(0)  # the loader's shuffle
-    trainer.train(train_dataset=train_ds, eval_dataset=eval_ds, num_epochs=epochs, per_device_batch_size=batch, **kwargs)
 
 
 # Read once, when the libraries load: so they are set in a fresh process, not in the test session.
@@ -77,25 +75,25 @@ def build_here(url: str) -> None:
     torch.set_num_threads(1)
     with SQLRunHistory(url, experiment="cli", run_name="baseline") as h:
         trainer = make_trainer(make_model(0), h, callbacks=[RunTrackingCallback()], lr=0.01)
-        _train(trainer, 3, 32)
+        train(trainer, 3, batch_size=32, seed=0)
         trainer.evaluate(make_datasets()[1], per_device_batch_size=64)
     with SQLRunHistory(url, experiment="cli", run_name="fast") as h:
-        _train(make_trainer(make_model(0), h, callbacks=[RunTrackingCallback()], lr=0.05), 3, 16)
+        train(make_trainer(make_model(0), h, callbacks=[RunTrackingCallback()], lr=0.05), 3, batch_size=16, seed=0)
     with SQLRunHistory(url, experiment="cli", run_name="finetune") as h:
         model = make_model(0)
         freezer = TrackedModelFreezer(model, run_history=h)
         freezer.freeze(from_index=0, to_index=0)
         trainer = make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01)
-        _train(trainer, 2, 32)
+        train(trainer, 2, batch_size=32, seed=0)
         freezer.unfreeze()  # the optimizer already holds every parameter (make_trainer)
-        _train(trainer, 4, 32, reset_run_history=False)  # num_epochs counts from the start
+        train(trainer, 4, batch_size=32, seed=0, reset_run_history=False)  # num_epochs counts from the start
     model = make_model(0)
     with SQLRunHistory(url, experiment="cli", run_name="resumed") as h:
-        _train(make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01), 2, 32)
+        train(make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01), 2, batch_size=32, seed=0)
     with SQLRunHistory(url, experiment="cli", run_name="resumed", resume="must") as h:
-        _train(make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01), 4, 32, reset_run_history=False)
+        train(make_trainer(model, h, callbacks=[RunTrackingCallback()], lr=0.01), 4, batch_size=32, seed=0, reset_run_history=False)
     with SQLRunHistory(url, experiment="other", run_name="solo") as h:
-        _train(make_trainer(make_model(1), h, callbacks=[RunTrackingCallback()], lr=0.01), 1, 32)
+        train(make_trainer(make_model(1), h, callbacks=[RunTrackingCallback()], lr=0.01), 1, batch_size=32, seed=0)
     pin_clock(url)
 
 

@@ -53,11 +53,13 @@ class _DemoModel(nn.Module):
 
 
 def make_trainer(
-    model: nn.Module, history: Any, *, callbacks: Sequence[Any] = (), lr: float = 0.01,
+    model: nn.Module, history: Any, *, callbacks: Sequence[Any] = (), lr: float = 0.01, default_callbacks: bool = True,
 ) -> Trainer:
-    """Return a Trainer on ``model`` with MSE loss, SGD, the default callbacks and ``callbacks``."""
+    """Return a Trainer on ``model`` with MSE loss, SGD, the default callbacks (unless
+    ``default_callbacks`` is false) and ``callbacks``."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    all_callbacks: list[TrainerCallback | type[TrainerCallback]] = [*DEFAULT_CALLBACKS, *callbacks]
+    defaults = DEFAULT_CALLBACKS if default_callbacks else ()
+    all_callbacks: list[TrainerCallback | type[TrainerCallback]] = [*defaults, *callbacks]
     return Trainer(model, loss_func=nn.MSELoss(), optimizer=optimizer, callbacks=all_callbacks, run_history=history)
 
 
