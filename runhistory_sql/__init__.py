@@ -1,5 +1,14 @@
 """runhistory-sql: a persistent, SQL-backed RunHistory for pytorch-accelerated.
 
+The package, by layer (imports flow down only; ``tests/test_layout.py`` checks it)::
+
+    cli/      the runhistory-sql command: parse, call one library function, format
+    trainer/  pytorch-accelerated plug-ins: RunTrackingCallback, TrackedModelFreezer, the demo
+    read/     RunStore, the one door to past runs: listings, reports, query, export, plot
+    write/    SQLRunHistory, claiming a run, the background writer, batches, spill files
+    db/       engines and URLs, the schema, how a value is stored, migrations
+    errors    the error family, used by every layer
+
 Importing the package is cheap: the trainer-facing classes (which import torch) load on first use.
 """
 from __future__ import annotations
