@@ -36,13 +36,13 @@ STALE_AFTER_MS = 600
 #: how long the crash may take to show, well beyond the bound (a loaded machine)
 CRASHED_DEADLINE_S = 10.0
 
+pytestmark = pytest.mark.slow  # every test here launches real processes
+
 PRELUDE = """
 import sys
 from runhistory_sql import SQLRunHistory
 
 url = sys.argv[1]
-
-pytestmark = pytest.mark.slow  # every test here launches real processes
 
 
 def two_epochs(history):
