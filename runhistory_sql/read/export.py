@@ -27,6 +27,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Connection
 
+from ..db.effective import effective_points
 from ..db.engine import fetch_raw, placeholder
 from ..errors import ExportError, MissingExtraError, brief
 from .frames import series_query
@@ -124,10 +125,9 @@ def _reason(error: OSError, part: Path, path: Path) -> str:
 
 def _chunks(conn: Connection, series_id: int, created_ms: int) -> Iterator[list[Row]]:
     """The effective points of a series, ``CHUNK`` at a time, as stored (``special`` undecoded)."""
-    mark = placeholder(conn)
     sql = (
-        f"SELECT seq, epoch, value, special, value_json, recorded_at + {int(created_ms)} FROM points "
-        f"WHERE series_id = {mark} AND rev = 0 AND seq > {mark} ORDER BY seq LIMIT {CHUNK}"
+        f"SELECT seq, epoch, value, special, value_json, recorded_at + {int(created_ms)} "
+        f"{effective_points(conn)} AND seq > {placeholder(conn)} ORDER BY seq LIMIT {CHUNK}"
     )
     last = -1
     while True:

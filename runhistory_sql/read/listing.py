@@ -13,6 +13,8 @@ from typing import Any, Collection, Iterable, Sequence
 from sqlalchemy import Connection, Engine, text
 
 from ..db.clock import now_ms
+from ..db.effective import last_point_join, live_series
+from ..db.schema import metrics, points, series, stages
 from ..errors import InvalidArgumentError, RunNotFoundError
 from .records import utc
 from .summaries import GOALS, goal_of
@@ -178,16 +180,18 @@ def _series_stats(
     """The summaries of every live series of the runs ``where`` selects, and each run's highest
     epoch. The last point of a series is one primary-key lookup: the effective
     seqs of a series are 0 .. n_points - 1."""
-    sql = (
-        "SELECT s.run_id, m.name, st.idx, s.n_points, s.min_value, s.max_value, p.value, p.special, "
-        "p.value_json, p.epoch FROM series s JOIN metrics m ON m.id = s.metric_id "
-        "JOIN stages st ON st.id = s.stage_id "
-        "JOIN points p ON p.series_id = s.id AND p.rev = 0 AND p.seq = s.n_points - 1 "
-        f"WHERE s.deleted = :no AND s.n_points > 0 AND s.run_id IN (SELECT run_id FROM v_runs{where}) ORDER BY st.idx, s.id"
+    query = (
+        live_series(
+            series.c.run_id, metrics.c.name, stages.c.idx, series.c.n_points, series.c.min_value, series.c.max_value,
+            points.c.value, points.c.special, points.c.value_json, points.c.epoch,
+        )
+        .join(points, last_point_join())
+        .where(text(f"series.run_id IN (SELECT run_id FROM v_runs{where})"))
+        .order_by(stages.c.idx, series.c.id)
     )
     stats: dict[int, dict[str, MetricStat]] = {}
     epochs: dict[int, int] = {}
-    for run_id, name, stage, count, low, high, value, special, value_json, epoch in conn.execute(text(sql), {**params, "no": False}):
+    for run_id, name, stage, count, low, high, value, special, value_json, epoch in conn.execute(query, params):
         # a later stage replaces an earlier one: each metric keeps its latest stage
         stats.setdefault(run_id, {})[name] = MetricStat(stage, count, decode(value, special, value_json), low, high)
         epochs[run_id] = max(epochs.get(run_id, 0), epoch)

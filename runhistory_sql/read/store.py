@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, text
 
 from .deletion import delete_run
-from ..db.engine import fetch_raw, make_engine, mask, placeholder, report_unreachable, resolve_url
+from ..db.effective import effective_points, live_series
+from ..db.engine import fetch_raw, make_engine, mask, report_unreachable, resolve_url
+from ..db.schema import experiments, metrics, runs, series, stages
 from ..errors import RunHistorySQLError, RunNotFoundError
 from .frames import import_pandas, read_frame
 from .listing import runs_filter
@@ -106,15 +108,14 @@ class RunStore:
         """
         run_id = self.run(run, experiment)["run_id"]
         created = self._created_ms(run_id)
+        query = live_series(series.c.id).where(series.c.run_id == run_id, metrics.c.name == metric)
+        if stage is not None:
+            query = query.where(stages.c.idx == stage)
         with self._engine.connect() as conn:
-            series_id = conn.execute(text(
-                "SELECT s.id FROM series s JOIN metrics m ON m.id = s.metric_id JOIN stages st ON st.id = s.stage_id "
-                "WHERE s.run_id = :run AND m.name = :metric AND s.deleted = :no AND s.n_points > 0"
-                + (" AND st.idx = :stage" if stage is not None else "") + " ORDER BY st.idx DESC, s.id DESC LIMIT 1"
-            ), {"run": run_id, "metric": metric, "stage": stage, "no": False}).scalar()
+            series_id = conn.execute(query.order_by(stages.c.idx.desc(), series.c.id.desc()).limit(1)).scalar()
             if series_id is None:
                 return []
-            effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0"
+            effective = effective_points(conn)
             rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created} {effective} ORDER BY seq", (series_id,))
             # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
             odd = fetch_raw(
@@ -142,17 +143,19 @@ class RunStore:
         """
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', not {mode!r}.")
-        column, order = ("min_value", "ASC") if mode == "min" else ("max_value", "DESC")
-        sql = (
-            f"SELECT e.name, r.name, {mode.upper()}(s.{column}) AS best FROM series s "
-            "JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id "
-            "WHERE s.metric_id = (SELECT id FROM metrics WHERE name = :metric) AND s.deleted = :no "
-            f"AND s.{column} IS NOT NULL" + (" AND e.name = :experiment" if experiment else "")
-            + f" GROUP BY e.name, r.name ORDER BY best {order} LIMIT :limit"
+        column = series.c.min_value if mode == "min" else series.c.max_value
+        best = (func.min(column) if mode == "min" else func.max(column)).label("best")
+        query = (
+            live_series(experiments.c.name, runs.c.name, best)
+            .join(runs, runs.c.id == series.c.run_id).join(experiments, experiments.c.id == runs.c.experiment_id)
+            .where(metrics.c.name == metric, column.is_not(None))
+            .group_by(experiments.c.name, runs.c.name)
+            .order_by(best.asc() if mode == "min" else best.desc()).limit(limit)
         )
-        params = {"metric": metric, "no": False, "experiment": experiment, "limit": limit}
+        if experiment:
+            query = query.where(experiments.c.name == experiment)
         with self._engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql), params)]  # type: ignore[misc]
+            return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
     def summary(
         self, run: str | int, *, experiment: str | None = None, goals: Mapping[str, str] | None = None,
