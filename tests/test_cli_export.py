@@ -38,11 +38,11 @@ def expected(url: str, *runs: str) -> list[tuple]:
     with RunStore(url) as store:
         for name in runs:
             record = store.run(name)
-            series = query(url, "SELECT stage, metric FROM v_summaries WHERE run_id = :id ORDER BY stage, metric", {"id": record["run_id"]})
+            series = query(url, "SELECT stage, metric FROM v_summaries WHERE run_id = :id ORDER BY stage, metric", {"id": record.run_id})
             for stage, metric in series:
                 for seq, epoch, value, ms in store.history(name, metric, stage):
                     text = None if isinstance(value, float) else json.dumps(value)
-                    rows.append((record["experiment"], name, record["run_id"], stage, metric, seq, epoch,
+                    rows.append((record.experiment, name, record.run_id, stage, metric, seq, epoch,
                                  value if text is None else None, text, ms))
     return rows
 

@@ -31,15 +31,15 @@ def delete(run: str, experiment: str | None, yes: bool, url: str | None) -> None
         counts = None
         if not yes:
             with store.engine.connect() as conn:
-                counts = count_rows(conn, record["run_id"])
-    name = f"run {record['run_name']!r} (id {record['run_id']}, experiment {record['experiment']!r}, {record['status']})"
+                counts = count_rows(conn, record.run_id)
+    name = f"run {record.run_name!r} (id {record.run_id}, experiment {record.experiment!r}, {record.status})"
     if counts is not None:
         click.echo(f"This deletes {name}: {_listing(counts)}.")
         if not click.confirm("Delete it? This cannot be undone", default=False):
             click.echo("Nothing deleted.")
             return
     with RunStore(url, read_only=False) as store:
-        removed = store.delete(record["run_id"])
+        removed = store.delete(record.run_id)
     click.echo(f"Deleted {name}: {_listing(removed)}.")
 
 

@@ -15,6 +15,9 @@ from .schema import metrics, points, series, stages
 
 #: A series that is neither deleted nor empty.
 LIVE: ColumnElement[bool] = and_(series.c.deleted.is_(False), series.c.n_points > 0)
+#: The order in which the first series of each metric is of the latest stage that has it (keep
+#: the first row per metric): the rule for "a run's metric" everywhere on the read side.
+LATEST_FIRST = (stages.c.idx.desc(), series.c.id.desc())
 
 
 def effective_points(conn: Connection) -> str:

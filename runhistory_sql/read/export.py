@@ -82,7 +82,7 @@ def export_points(
     if not runs:
         raise ExportError("Name at least one run to export. List them with: runhistory-sql runs")
     with RunStore(url) as store:
-        run_ids = list(dict.fromkeys(store.run(run, experiment)["run_id"] for run in runs))
+        run_ids = list(dict.fromkeys(store.run(run, experiment).run_id for run in runs))
         with store.engine.connect() as conn, conn.begin():  # one snapshot, even of a live run
             found = conn.execute(series_query(run_ids, metrics, experiment, None).add_columns(series.c.n_points)).all()
             if metrics and not found:

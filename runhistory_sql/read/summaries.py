@@ -12,10 +12,11 @@ from typing import Any, Mapping
 
 from sqlalchemy import Connection, Row
 
-from ..db.effective import effective_points, live_series
+from ..db.effective import LATEST_FIRST, effective_points, live_series
 from ..db.engine import fetch_raw, placeholder
 from ..db.schema import SPECIAL_NEG_ZERO, metrics, series, stages
 from ..db.values import decode
+from .models import MetricStat
 
 GOALS = ("min", "max")
 
@@ -49,12 +50,12 @@ def goal_of(metric: str) -> str:
     return "max" if any(_MAXIMISED.search(name) for name in (lowered, words)) else "min"
 
 
-def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = None) -> list[MetricStat]:
     """Summarise each metric of the run in the latest stage that has points of it.
 
     :param goals: metric name -> ``"min"`` or ``"max"``, for metrics whose name misleads
         :func:`goal_of`
-    :return: one dict per metric, ordered by name (see :meth:`RunStore.summary`)
+    :return: one per metric, ordered by name, with ``best_epoch``
     """
     goals = dict(goals or {})
     for metric, goal in goals.items():
@@ -63,7 +64,7 @@ def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = N
     query = (
         live_series(metrics.c.name, stages.c.idx, series.c.id, series.c.n_points, series.c.min_value, series.c.max_value)
         .where(series.c.run_id == run_id)
-        .order_by(metrics.c.name, stages.c.idx.desc(), series.c.id.desc())
+        .order_by(metrics.c.name, *LATEST_FIRST)
     )
     latest: dict[str, Any] = {}
     for row in conn.execute(query):
@@ -71,18 +72,15 @@ def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = N
     return [_summary(conn, row, goals.get(name) or goal_of(name)) for name, row in latest.items()]
 
 
-def _summary(conn: Connection, row: Row[Any], goal: str) -> dict[str, Any]:
+def _summary(conn: Connection, row: Row[Any], goal: str) -> MetricStat:
     effective = effective_points(conn)
     last = fetch_raw(conn, f"SELECT value, special, value_json {effective} ORDER BY seq DESC LIMIT 1", (row.id,))[0]
     low, high = row.min_value, row.max_value
     if low == 0.0 or high == 0.0:
         low, high = _signed_zeros(conn, row.id, low, high)
     best = low if goal == "min" else high
-    return {
-        "metric": row.name, "stage": row.idx, "count": row.n_points, "last": decode(*last),
-        "min": low, "max": high, "goal": goal, "best": best,
-        "best_epoch": None if best is None else _first_epoch(conn, row.id, best),
-    }
+    epoch = None if best is None else _first_epoch(conn, row.id, best)
+    return MetricStat(row.name, row.idx, row.n_points, decode(*last), low, high, goal, epoch)
 
 
 def _signed_zeros(conn: Connection, series_id: int, low: float | None, high: float | None) -> tuple[Any, Any]:
