@@ -60,7 +60,8 @@ def list_runs(
     :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the listed runs has
     """
     sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
-    listed = read_runs(conn, *runs_filter(experiment, status, name_like))
+    where, params = runs_filter(experiment, status, name_like)
+    listed = read_runs(conn, f"SELECT run_id FROM v_runs{where}", params)
     names = {metric for row in listed for metric in row.metrics}
     chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
     if sort_metric is not None and sort_metric not in chosen:
@@ -74,11 +75,11 @@ def list_runs(
     return RunListing(goals, listed[:limit] if limit is not None else listed)
 
 
-def read_runs(conn: Connection, where: str, params: dict[str, Any]) -> list[Run]:
-    """The runs that a ``WHERE`` clause on ``v_runs`` (see :func:`runs_filter`) selects, by id,
-    with the stats of their metrics."""
-    rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN (SELECT run_id FROM v_runs{where}) ORDER BY v.run_id"), params).all()
-    stats, epochs = _series_stats(conn, where, params)
+def read_runs(conn: Connection, ids: str, params: dict[str, Any]) -> list[Run]:
+    """The runs whose ids ``ids`` gives (SQL for ``IN (...)``: a subquery, e.g. on ``v_runs``
+    with :func:`runs_filter`, or a bound ``:run_id``), by id, with the stats of their metrics."""
+    rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN ({ids}) ORDER BY v.run_id"), params).all()
+    stats, epochs = _series_stats(conn, ids, params)
     now = now_ms()
     return [_run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now) for row in rows]
 
@@ -125,9 +126,9 @@ def runs_filter(
 
 
 def _series_stats(
-    conn: Connection, where: str, params: dict[str, Any],
+    conn: Connection, ids: str, params: dict[str, Any],
 ) -> tuple[dict[int, dict[str, MetricStat]], dict[int, int]]:
-    """The summaries of every live series of the runs ``where`` selects, and each run's highest
+    """The summaries of every live series of the runs ``ids`` gives, and each run's highest
     epoch. The last point of a series is one primary-key lookup: the effective
     seqs of a series are 0 .. n_points - 1."""
     query = (
@@ -136,7 +137,7 @@ def _series_stats(
             points.c.value, points.c.special, points.c.value_json, points.c.epoch,
         )
         .join(points, last_point_join())
-        .where(text(f"series.run_id IN (SELECT run_id FROM v_runs{where})"))
+        .where(text(f"series.run_id IN ({ids})"))
         .order_by(*LATEST_FIRST)
     )
     stats: dict[int, dict[str, MetricStat]] = {}

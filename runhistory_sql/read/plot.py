@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import MissingExtraError, PlotError
 from .models import Run
-from .store import RunStore
 
 if TYPE_CHECKING:
+    from .store import RunStore
     from matplotlib.figure import Figure
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -76,7 +76,7 @@ def plot_runs(
     Example::
 
         with RunStore("sqlite:///runs.db") as store:
-            plot_runs(store, ["baseline", "finetune"], ["eval_loss_epoch"], "curves.png")
+            plot_runs(store, ["baseline", "finetune"], ["eval_loss_epoch"], "curves.png")   # or store.plot(...)
 
     :param runs: run names (or ids), one colour each
     :param metrics: metric names; every run must have each of them

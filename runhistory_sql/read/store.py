@@ -1,7 +1,8 @@
 """``RunStore``: reading past runs back (the views for records, the driver for long histories)."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import Connection, Engine, func, text
 
@@ -10,9 +11,11 @@ from ..db.effective import effective_points, live_series
 from ..db.engine import fetch_raw, make_engine, mask, report_unreachable, resolve_url
 from ..db.schema import experiments, metrics, runs, series, stages
 from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
+from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
 from .listing import check_metrics, key_metrics, list_runs, read_runs
 from .models import Comparison, MetricStat, Run, RunListing, RunReport
+from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
 from .records import config_differences, latest, read_configs, read_events
 from .summaries import summarize
 from ..db.values import decode
@@ -43,7 +46,8 @@ class RunStore:
         if not read_only:  # a read-only engine checks that a SQLite file exists, and creates none
             make_engine(url, read_only=True).dispose()
         self._engine: Engine = make_engine(url, read_only=read_only)
-        self._shown = mask(resolve_url(url))  # the URL as given (a read-only engine's is rewritten)
+        self.url = resolve_url(url)  #: the URL as given (a read-only engine's is rewritten)
+        self._shown = mask(self.url)
         self.read_only = read_only
         report_unreachable(self._engine, self._shown)
 
@@ -98,7 +102,7 @@ class RunStore:
         :raises RunNotFoundError: no such run, or the name is in several experiments
         """
         with self._engine.connect() as conn:
-            return self._run(conn, self._resolve(conn, name_or_id, experiment))
+            return self._run(conn, self.run_id(name_or_id, experiment, conn=conn))
 
     def report(self, run: str | int, *, experiment: str | None = None, goals: Mapping[str, str] | None = None) -> RunReport:
         """Return everything about one run: the run, its config snapshots, its events and the
@@ -113,7 +117,7 @@ class RunStore:
         :raises RunNotFoundError: no such run
         """
         with self._engine.connect() as conn:
-            run_id = self._resolve(conn, run, experiment)
+            run_id = self.run_id(run, experiment, conn=conn)
             return RunReport(
                 self._run(conn, run_id), read_configs(conn, run_id), read_events(conn, run_id), summarize(conn, run_id, goals),
             )
@@ -138,7 +142,7 @@ class RunStore:
         if isinstance(runs, (str, int)) or len(runs) < 2:
             raise InvalidArgumentError(f"Compare needs a list of at least 2 runs, not {runs!r}.")
         with self._engine.connect() as conn:
-            ids = [self._resolve(conn, run, experiment) for run in runs]
+            ids = [self.run_id(run, experiment, conn=conn) for run in runs]
             found = [self._run(conn, run_id) for run_id in ids]
             twice = next((r for r in found if ids.count(r.run_id) > 1), None)
             if twice is not None:
@@ -151,13 +155,20 @@ class RunStore:
         return Comparison(found, config_differences(configs), {m: [per_run.get(m) for per_run in stats] for m in chosen})
 
     def _run(self, conn: Connection, run_id: int) -> Run:
-        found = read_runs(conn, " WHERE run_id = :run_id", {"run_id": run_id})
+        found = read_runs(conn, ":run_id", {"run_id": run_id})
         if not found:
             raise RunNotFoundError(f"There is no run with id {run_id}. List them with: runhistory-sql runs")
         return found[0]
 
-    def _resolve(self, conn: Connection, name_or_id: str | int, experiment: str | None) -> int:
-        """The id of the run named (or numbered) so: the one rule for finding a run."""
+    def run_id(self, name_or_id: str | int, experiment: str | None = None, *, conn: Connection | None = None) -> int:
+        """Return the id of the run named (or numbered) so: the one rule for finding a run.
+
+        :param conn: a connection of this store's engine to look on (default: a new one)
+        :raises RunNotFoundError: no such run, or the name is in several experiments
+        """
+        if conn is None:
+            with self._engine.connect() as own:
+                return self.run_id(name_or_id, experiment, conn=own)
         key = "run_id" if isinstance(name_or_id, int) else "run_name"
         sql = f"SELECT run_id, experiment FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
         found = list(conn.execute(text(sql), {"key": name_or_id, "experiment": experiment}))
@@ -178,17 +189,13 @@ class RunStore:
             f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
         )
 
-    def _id(self, run: str | int, experiment: str | None) -> int:
-        with self._engine.connect() as conn:
-            return self._resolve(conn, run, experiment)
-
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
         """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms)``.
 
         :param stage: the stage (1 = the first ``train()``); default: the latest stage that has it
         :return: the points; ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC
         """
-        run_id = self._id(run, experiment)
+        run_id = self.run_id(run, experiment)
         created = self._created_ms(run_id)
         query = live_series(series.c.id).where(series.c.run_id == run_id, metrics.c.name == metric)
         if stage is not None:
@@ -248,7 +255,7 @@ class RunStore:
         :param goals: metric name -> ``"min"`` or ``"max"``, where the name misleads ``goal_of``
         :raises RunNotFoundError: no such run
         """
-        run_id = self._id(run, experiment)
+        run_id = self.run_id(run, experiment)
         with self._engine.connect() as conn:
             return summarize(conn, run_id, goals)
 
@@ -258,7 +265,7 @@ class RunStore:
 
         :raises RunNotFoundError: no such run
         """
-        run_id = self._id(run, experiment)
+        run_id = self.run_id(run, experiment)
         with self._engine.connect() as conn:
             return read_configs(conn, run_id)
 
@@ -269,7 +276,7 @@ class RunStore:
         :param kind: only events of this kind, e.g. ``"freeze"``
         :raises RunNotFoundError: no such run
         """
-        run_id = self._id(run, experiment)
+        run_id = self.run_id(run, experiment)
         with self._engine.connect() as conn:
             return read_events(conn, run_id, kind)
 
@@ -302,10 +309,37 @@ class RunStore:
         run_ids = None
         if runs is not None:
             chosen = [runs] if isinstance(runs, (str, int)) else runs
-            run_ids = [self._id(name_or_id, experiment) for name_or_id in chosen]
+            run_ids = [self.run_id(name_or_id, experiment) for name_or_id in chosen]
         names = [metrics] if isinstance(metrics, str) else metrics
         with self._engine.connect() as conn:
             return read_frame(conn, run_ids, names, experiment=experiment, stage=stage, value_json=value_json)
+
+    def query(self, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S, limit: int = DEFAULT_LIMIT) -> QueryResult:
+        """Run one reading statement of yours on a read-only connection: see
+        :func:`~runhistory_sql.read.query.run_query` (the limits, and on PostgreSQL the reader role).
+
+        :return: ``columns``, ``rows`` (tuples as the driver gives them) and ``truncated``
+        """
+        return run_query(self, sql, timeout=timeout, limit=limit)
+
+    def export(
+        self, runs: Sequence[str | int], path: str | Path, *, metrics: Sequence[str] | None = None,
+        experiment: str | None = None, progress: Callable[[int, int], None] | None = None,
+    ) -> ExportResult:
+        """Write the runs' effective points to a ``.csv``, ``.jsonl`` or ``.parquet`` file: see
+        :func:`~runhistory_sql.read.export.export_points`."""
+        return export_points(self, runs, path, metrics=metrics, experiment=experiment, progress=progress)
+
+    def plot(self, runs: Sequence[str | int], metrics: Sequence[str], output: str | Path = "curves.png", **options: Any) -> Path:
+        """Draw the runs' curves to a PNG, SVG or PDF file (the ``plot`` extra): see
+        :func:`~runhistory_sql.read.plot.plot_runs` for the ``options`` (``x``, ``stage``,
+        ``experiment``, ``title``, ``size``, ``dpi``).
+
+        :return: the path written
+        """
+        from .plot import plot_runs  # matplotlib is imported only when drawing
+
+        return plot_runs(self, runs, metrics, output, **options)
 
     def delete(self, run: str | int, *, experiment: str | None = None) -> dict[str, int]:
         """Delete a run and everything recorded for it, in one transaction; the only method that
@@ -327,4 +361,4 @@ class RunStore:
                 f"{self!r} is read-only, so it cannot delete run {run!r}. Open it with "
                 "RunStore(url, read_only=False) to delete runs."
             )
-        return delete_run(self._engine, self._id(run, experiment))
+        return delete_run(self._engine, self.run_id(run, experiment))
