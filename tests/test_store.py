@@ -534,6 +534,13 @@ def without_run(tables: dict[str, list[tuple[Any, ...]]], run_id: int, series_id
     return {t: [row for row in rows if keep.get(t, lambda _: True)(row)] for t, rows in tables.items()}
 
 
+def test_can_count_what_deleting_a_run_would_remove(trained_any):
+    with RunStore(trained_any) as store:
+        counted = store.rows_of("finetune")
+
+    assert counted == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "runs": 1}
+
+
 def test_can_delete_a_run_and_leave_every_other_run_untouched(trained_url):
     before = dump(trained_url)
     finetune_series = {s for (s,) in query(trained_url, "SELECT id FROM series WHERE run_id = 3")}

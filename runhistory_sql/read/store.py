@@ -6,8 +6,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import Connection, Engine, func, text
 
-from .deletion import delete_run
-from ..db.effective import effective_points, live_series
+from .deletion import count_rows, delete_run
+from ..db.effective import LATEST_FIRST, effective_points, live_series
 from ..db.engine import fetch_raw, make_engine, mask, report_unreachable, resolve_url
 from ..db.schema import experiments, metrics, runs, series, stages
 from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
@@ -192,18 +192,24 @@ class RunStore:
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
         """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms)``.
 
+        The time stays raw, for speed (a long history is read without a Python object per point):
+        ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC; make a ``datetime`` of one
+        with :func:`~runhistory_sql.read.records.utc`. Every other read gives UTC ``datetime``.
+
         :param stage: the stage (1 = the first ``train()``); default: the latest stage that has it
-        :return: the points; ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC
+        :return: the points (none when the run has no such metric, or not in ``stage``)
+        :raises RunNotFoundError: no such run
         """
-        run_id = self.run_id(run, experiment)
-        created = self._created_ms(run_id)
-        query = live_series(series.c.id).where(series.c.run_id == run_id, metrics.c.name == metric)
-        if stage is not None:
-            query = query.where(stages.c.idx == stage)
         with self._engine.connect() as conn:
-            series_id = conn.execute(query.order_by(stages.c.idx.desc(), series.c.id.desc()).limit(1)).scalar()
-            if series_id is None:
+            run_id = self.run_id(run, experiment, conn=conn)
+            query = live_series(series.c.id, runs.c.created_at).join(runs, runs.c.id == series.c.run_id)
+            query = query.where(series.c.run_id == run_id, metrics.c.name == metric)
+            if stage is not None:
+                query = query.where(stages.c.idx == stage)
+            found = conn.execute(query.order_by(*LATEST_FIRST).limit(1)).first()
+            if found is None:
                 return []
+            series_id, created = found[0], int(found[1])
             effective = effective_points(conn)
             rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created} {effective} ORDER BY seq", (series_id,))
             # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
@@ -215,10 +221,6 @@ class RunStore:
             point = rows[seq]
             rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3])
         return rows  # type: ignore[return-value]
-
-    def _created_ms(self, run_id: int) -> int:
-        with self._engine.connect() as conn:
-            return int(conn.execute(text("SELECT created_at FROM runs WHERE id = :id"), {"id": run_id}).scalar_one())
 
     def best(
         self, metric: str, *, mode: str = "min", limit: int = 10, experiment: str | None = None,
@@ -340,6 +342,15 @@ class RunStore:
         from .plot import plot_runs  # matplotlib is imported only when drawing
 
         return plot_runs(self, runs, metrics, output, **options)
+
+    def rows_of(self, run: str | int, *, experiment: str | None = None) -> dict[str, int]:
+        """Return how many rows :meth:`delete` would remove per table (``points``, superseded
+        ones too, ``series``, ``configs``, ``events``, ``stages``, ``runs``), e.g. to ask first.
+
+        :raises RunNotFoundError: no such run
+        """
+        with self._engine.connect() as conn:
+            return count_rows(conn, self.run_id(run, experiment, conn=conn))
 
     def delete(self, run: str | int, *, experiment: str | None = None) -> dict[str, int]:
         """Delete a run and everything recorded for it, in one transaction; the only method that
