@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
-
-from ..read.records import flat_config
+from typing import Any, Mapping
 
 _MAX_DETAIL = 100
 

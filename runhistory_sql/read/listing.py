@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from ..db.clock import now_ms
 from ..db.effective import LATEST_FIRST, last_point_join, live_series
 from ..db.schema import metrics, points, series, stages
-from ..errors import InvalidArgumentError, RunNotFoundError
+from ..errors import InvalidArgumentError
 from .models import MetricStat, Run, RunListing
 from .records import utc
 from .summaries import GOALS, goal_of
