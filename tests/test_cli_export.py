@@ -38,11 +38,11 @@ def expected(url: str, *runs: str) -> list[tuple]:
     with RunStore(url) as store:
         for name in runs:
             record = store.run(name)
-            series = query(url, "SELECT stage, metric FROM v_summaries WHERE run_id = :id ORDER BY stage, metric", {"id": record["run_id"]})
+            series = query(url, "SELECT stage, metric FROM v_summaries WHERE run_id = :id ORDER BY stage, metric", {"id": record.run_id})
             for stage, metric in series:
                 for seq, epoch, value, ms in store.history(name, metric, stage):
                     text = None if isinstance(value, float) else json.dumps(value)
-                    rows.append((record["experiment"], name, record["run_id"], stage, metric, seq, epoch,
+                    rows.append((record.experiment, name, record.run_id, stage, metric, seq, epoch,
                                  value if text is None else None, text, ms))
     return rows
 
@@ -141,11 +141,13 @@ def test_json_lines_are_strict_json(run, odd_url, tmp_path):
 
 def test_chunks_of_a_few_points_give_the_same_file(trained_url, tmp_path, monkeypatch):
     whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
-    export_points(["finetune"], whole, url=trained_url)
+    with RunStore(trained_url) as store:
+        export_points(store, ["finetune"], whole)
     calls = []
     monkeypatch.setattr(export_module, "CHUNK", 4)
 
-    export_points(["finetune"], chunked, url=trained_url, progress=lambda done, total: calls.append(done))
+    with RunStore(trained_url) as store:
+        store.export(["finetune"], chunked, progress=lambda done, total: calls.append(done))
 
     assert chunked.read_text() == whole.read_text()
     assert calls == [0, 4, 5, 9, 10]
@@ -154,7 +156,8 @@ def test_chunks_of_a_few_points_give_the_same_file(trained_url, tmp_path, monkey
 def test_progress_is_reported_per_chunk(trained_url, tmp_path):
     calls = []
 
-    result = export_points(["baseline"], tmp_path / "b.csv", url=trained_url, progress=lambda *call: calls.append(call))
+    with RunStore(trained_url) as store:
+        result = store.export(["baseline"], tmp_path / "b.csv", progress=lambda *call: calls.append(call))
 
     assert calls == [(0, 7), (3, 7), (6, 7), (7, 7)]
     assert (result.points, result.runs) == (7, 1)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from runhistory_sql import SQLRunHistory
-from runhistory_sql.cli.describe import config_differences, describe_event
+from runhistory_sql.cli.describe import describe_event
+from runhistory_sql.read.records import config_differences
 
 
 SHOW_BASELINE = """\

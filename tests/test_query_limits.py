@@ -7,7 +7,7 @@ import sys
 import pytest
 from helpers import is_postgres, reader_url, script_env
 
-from runhistory_sql import SQLRunHistory
+from runhistory_sql import RunStore, SQLRunHistory
 from runhistory_sql.read.query import run_query
 
 TEN_THOUSAND = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 10000) SELECT x FROM r"
@@ -43,8 +43,9 @@ def test_a_result_of_exactly_the_limit_has_no_notice(run, readable):
 
 
 def test_the_library_says_whether_rows_were_left_out(readable):
-    capped = run_query(TEN_THOUSAND, readable, limit=3)
-    whole = run_query("SELECT run_name FROM v_runs", readable, limit=1)
+    with RunStore(readable) as store:
+        capped = run_query(store, TEN_THOUSAND, limit=3)
+        whole = store.query("SELECT run_name FROM v_runs", limit=1)
 
     assert (capped.columns, capped.rows, capped.truncated) == (["x"], [(1,), (2,), (3,)], True)
     assert (whole.rows, whole.truncated) == ([("one",)], False)

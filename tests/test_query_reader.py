@@ -8,7 +8,7 @@ import pytest
 from helpers import READER, dump, reader_url
 from sqlalchemy.engine import make_url
 
-from runhistory_sql import SQLRunHistory
+from runhistory_sql import RunStore, SQLRunHistory
 from runhistory_sql.errors import QueryError
 from runhistory_sql.read.query import run_query
 from runhistory_sql.read.readers import check_reader, create_reader
@@ -90,7 +90,8 @@ def test_a_reader_can_read_tables_created_after_it(admin_url, pg_server):
         conn.execute("CREATE TABLE later (x int)")
         conn.execute("INSERT INTO later VALUES (7)")
 
-    assert run_query("SELECT x FROM later", url).rows == [(7,)]
+    with RunStore(url) as store:
+        assert run_query(store, "SELECT x FROM later").rows == [(7,)]
 
 
 def test_an_existing_superuser_is_not_made_a_reader(run, admin_url):

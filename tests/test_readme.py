@@ -84,13 +84,19 @@ def test_the_unfreeze_recipes_find_the_finetune_run(trained_any):
     assert found == [("cli", "finetune", 3)]
 
 
-def test_the_runstore_example_runs_on_the_example_database(trained_url):
+def test_the_runstore_example_runs_on_the_example_database(trained_url, tmp_path, monkeypatch):
     (example,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL) if "store.frame(" in b]
-    code = example.replace('"sqlite:///runs.db"', repr(trained_url)).replace("df = store.frame", "found['df'] = store.frame")
+    code = example.replace('"sqlite:///runs.db"', repr(trained_url))
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path / "out")  # it writes points.csv and curves.png
     found: dict = {}
 
-    exec(compile(code, "README.md", "exec"), {"found": found})
+    exec(compile(code, "README.md", "exec"), found)
 
+    assert (found["fast"].run_name, found["fast"].metrics["eval_loss_epoch"].best) == ("fast", 0.10933156311511993)
+    assert (found["report"].run.run_id, len(found["report"].events)) == (3, 11)
+    assert [s.best_epoch for s in found["comparison"].metrics["eval_loss_epoch"]] == [3, 3]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["curves.png", "points.csv"]
     assert sorted(found["df"]["run_name"].unique()) == ["baseline", "fast"]
     assert len(found["df"]) == 6
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from helpers import dump, query, same
 from runhistory_sql import (
     DatabaseURLError,
+    InvalidArgumentError,
     RunHistorySQLError,
     RunInUseError,
     RunNotFoundError,
@@ -31,6 +33,7 @@ from runhistory_sql.db.engine import make_engine
 from runhistory_sql.read.deletion import count_rows
 from runhistory_sql.errors import MissingExtraError
 from runhistory_sql.db.schema import VIEW_COLUMNS
+from runhistory_sql.read.models import MetricStat, Run
 from runhistory_sql.read.summaries import goal_of
 
 NAN, INF = float("nan"), float("inf")
@@ -49,6 +52,12 @@ def record(url: str, name: str, metrics: dict[str, list[Any]], **kwargs: Any) ->
                 if epoch < len(values):
                     h.update_metric(metric, values[epoch])
             h._increment_epoch()
+
+
+def plain(stat: MetricStat) -> dict[str, Any]:
+    """A metric's stats as a dict, in the order ``runhistory-sql show`` prints them."""
+    names = ("metric", "stage", "count", "last", "min", "max", "goal", "best", "best_epoch")
+    return {name: getattr(stat, name) for name in names}
 
 
 def execute(url: str, sql: str) -> None:
@@ -102,21 +111,20 @@ def test_can_list_runs_filtered(trained_any, filters, names):
     with RunStore(trained_any) as store:
         found = store.runs(**filters)
 
-    assert [run["run_name"] for run in found] == names
-    assert all(list(run) == list(VIEW_COLUMNS["v_runs"]) for run in found)
+    assert [run.run_name for run in found.runs] == names
+    assert [f.name for f in fields(Run)][:11] == list(VIEW_COLUMNS["v_runs"])
 
 
 def test_can_summarise_a_run_per_metric_in_its_latest_stage(trained_any):
     with RunStore(trained_any) as store:
         summary = store.summary("baseline")
 
-    assert summary == BASELINE_SUMMARY
-    assert [list(row) for row in summary] == [list(BASELINE_SUMMARY[0])] * 3  # the key order
+    assert [plain(s) for s in summary] == BASELINE_SUMMARY
 
 
 def test_summary_of_a_resumed_run_counts_its_effective_points(trained_any):
     with RunStore(trained_any) as store:
-        summary = store.summary("resumed", experiment="cli")
+        summary = [plain(s) for s in store.summary("resumed", experiment="cli")]
 
     assert [(s["metric"], s["count"], s["best"], s["best_epoch"], s["last"]) for s in summary] == [
         ("eval_loss_epoch", 5, 0.7618724703788757, 5, 0.7618724703788757),
@@ -126,7 +134,7 @@ def test_summary_of_a_resumed_run_counts_its_effective_points(trained_any):
 
 def test_summary_can_be_told_the_goal_of_a_metric(trained_any):
     with RunStore(trained_any) as store:
-        summary = store.summary(2, goals={"eval_loss_epoch": "max"})
+        summary = [plain(s) for s in store.summary(2, goals={"eval_loss_epoch": "max"})]
 
     assert [(s["metric"], s["goal"], s["best"], s["best_epoch"]) for s in summary] == [
         ("eval_loss_epoch", "max", 0.2738294303417206, 1),
@@ -139,6 +147,67 @@ def test_a_wrong_goal_is_a_clear_error(trained_any):
         store.summary("fast", goals={"eval_loss_epoch": "lowest"})
 
     assert str(raised.value) == "The goal of metric 'eval_loss_epoch' must be 'min' or 'max', not 'lowest'."
+
+
+FINETUNE_EVAL = MetricStat("eval_loss_epoch", 1, 5, 1.0275676250457764, 1.0275676250457764, 9.399500846862793, "min")
+
+
+def test_can_read_one_run_typed_with_utc_times(trained_any):
+    with RunStore(trained_any) as store:
+        run = store.run("finetune")
+
+    assert (run.run_id, run.run_uuid, run.experiment, run.status, run.host, run.tags) == (
+        3, "00000000-0000-4000-8000-000000000003", "cli", "finished", "trainer-1", {})
+    assert (run.created_at, run.ended_at, run.current_epoch, run.num_stages, run.epochs, run.duration_s) == (
+        at(12, 0, 0), at(12, 5, 0), 6, 1, 5, 300.0)
+    assert run.metrics["eval_loss_epoch"] == FINETUNE_EVAL  # best_epoch is not read for a run
+
+
+def test_can_list_runs_sorted_with_their_key_metrics(trained_any):
+    with RunStore(trained_any) as store:
+        listing = store.runs(experiment="cli", sort="eval_loss_epoch", limit=2)
+
+    assert listing.metrics == {"eval_loss_epoch": "min", "train_loss_epoch": "min"}
+    assert [(r.run_name, r.metrics["eval_loss_epoch"].best) for r in listing.runs] == [
+        ("fast", 0.10933156311511993), ("resumed", 0.7618724703788757)]
+
+
+def test_can_report_a_run_with_its_configs_events_and_metrics(trained_any):
+    with RunStore(trained_any) as store:
+        report = store.report("finetune", experiment="cli")
+        run = store.run(3)
+
+    assert report.run == run
+    assert [(c["stage"], c["kind"], c["num_epochs"]) for c in report.configs] == [(1, "train", 2), (1, "train", 4)]
+    assert [e["kind"] for e in report.events if e["kind"] != "epoch_end"] == [
+        "freeze", "training_run_start", "training_run_end", "unfreeze", "training_run_start", "training_run_end"]
+    assert [(s.metric, s.best, s.best_epoch) for s in report.metrics] == [
+        ("eval_loss_epoch", 1.0275676250457764, 5), ("train_loss_epoch", 0.7486743927001953, 5)]
+
+
+def test_can_compare_runs_configs_and_metrics(trained_any):
+    with RunStore(trained_any) as store:
+        comparison = store.compare(["baseline", 2], ["eval_loss_epoch"])
+
+    assert [r.run_name for r in comparison.runs] == ["baseline", "fast"]
+    assert comparison.config_differences[:2] == [
+        ("train_per_device_batch_size", [32, 16]), ("train_dl_kwargs.batch_size", [32, 16])]
+    assert len(comparison.config_differences) == 9
+    assert [(s.best, s.best_epoch) for s in comparison.metrics["eval_loss_epoch"]] == [
+        (2.8346123695373535, 3), (0.10933156311511993, 3)]
+
+
+@pytest.mark.parametrize(("runs", "metrics", "message"), [
+    (["baseline"], None, "Compare needs a list of at least 2 runs, not ['baseline']."),
+    (["baseline", 1], None, "Run 'baseline' (id 1) is given twice; compare different runs."),
+    (["baseline", "fast"], ["nope"], "None of these runs has the metric 'nope'. Their metrics: eval_loss_epoch, "
+     "evaluation_loss, train_loss_epoch."),
+])
+def test_compare_refuses_what_it_cannot_compare(trained_any, runs, metrics, message):
+    with RunStore(trained_any) as store, pytest.raises(InvalidArgumentError) as raised:
+        store.compare(runs, metrics)
+
+    assert str(raised.value) == message
 
 
 def test_summary_of_an_unknown_run_names_it(trained_any):
@@ -158,7 +227,7 @@ def test_summary_is_exact_with_nan_signed_zeros_infinities_and_json(url):
     })
 
     with RunStore(url) as store:
-        summary = {s.pop("metric"): tuple(s.values()) for s in store.summary("odd")}
+        summary = {s.pop("metric"): tuple(s.values()) for s in map(plain, store.summary("odd"))}
 
     # stage, count, last, min, max, goal, best, best_epoch
     expected = {
@@ -186,7 +255,7 @@ def test_summary_takes_each_metric_from_the_latest_stage_having_it_and_skips_del
         h.update_metric("loss", 3.0)
 
     with RunStore(url) as store:
-        summary = [(s["metric"], s["stage"], s["count"], s["last"]) for s in store.summary("staged")]
+        summary = [(s.metric, s.stage, s.count, s.last) for s in store.summary("staged")]
 
     assert summary == [("loss", 2, 1, 3.0), ("lr", 1, 2, 0.1)]
 
@@ -361,7 +430,7 @@ def test_a_data_frame_and_a_summary_hold_only_the_effective_points_of_a_rewound_
 
     with RunStore(url) as store:
         frame = store.frame("rewound")
-        summary = store.summary("rewound")
+        summary = [plain(s) for s in store.summary("rewound")]
 
     assert rows_of(frame[["seq", "epoch", "value"]]) == [(0, 1, 1.0), (1, 2, 0.5), (2, 3, 0.25)]
     assert summary == [{
@@ -465,13 +534,20 @@ def without_run(tables: dict[str, list[tuple[Any, ...]]], run_id: int, series_id
     return {t: [row for row in rows if keep.get(t, lambda _: True)(row)] for t, rows in tables.items()}
 
 
+def test_can_count_what_deleting_a_run_would_remove(trained_any):
+    with RunStore(trained_any) as store:
+        counted = store.rows_of("finetune")
+
+    assert counted == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "runs": 1}
+
+
 def test_can_delete_a_run_and_leave_every_other_run_untouched(trained_url):
     before = dump(trained_url)
     finetune_series = {s for (s,) in query(trained_url, "SELECT id FROM series WHERE run_id = 3")}
 
     with RunStore(trained_url, read_only=False) as store:
         removed = store.delete("finetune")
-        names = [run["run_name"] for run in store.runs()]
+        names = [run.run_name for run in store.runs().runs]
 
     assert removed == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "runs": 1}
     assert names == ["baseline", "fast", "resumed", "solo"]
@@ -488,13 +564,13 @@ def test_can_delete_a_run_on_every_backend(url):
         h.update_metric("eval_acc", 0.5)
     with RunStore(url) as store, store.engine.connect() as conn:
         kept = (store.run("keep"), store.summary("keep"))
-        counted = count_rows(conn, store.run("drop")["run_id"])
+        counted = count_rows(conn, store.run("drop").run_id)
 
     with RunStore(url, read_only=False) as store:
         removed = store.delete("drop", experiment="e")
     with RunStore(url) as store:
         after = (store.run("keep"), store.summary("keep"))
-        runs = [run["run_name"] for run in store.runs()]
+        runs = [run.run_name for run in store.runs().runs]
 
     assert removed == counted == {"points": 2, "series": 2, "configs": 1, "events": 1, "stages": 2, "runs": 1}
     assert runs == ["keep"]

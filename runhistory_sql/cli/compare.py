@@ -6,8 +6,7 @@ from typing import Any, Sequence
 
 import click
 
-from .describe import config_differences, latest
-from ..read.listing import check_metrics, key_metrics
+from ..read.models import Comparison, MetricStat, Run
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import FORMATS, cell, emit, heading, plain_tree, print_table
@@ -40,80 +39,64 @@ def compare(runs: tuple[str, ...], metrics: tuple[str, ...], experiment: str | N
     if len(runs) < 2:
         raise click.ClickException("compare needs at least 2 runs, e.g.: runhistory-sql compare baseline fast")
     with RunStore(url) as store:
-        records = [store.run(run_key(run), experiment) for run in runs]
-        ids = [r["run_id"] for r in records]
-        if len(set(ids)) < len(ids):
-            twice = next(r for r in records if ids.count(r["run_id"]) > 1)
-            raise click.ClickException(f"Run {twice['run_name']!r} (id {twice['run_id']}) is given twice; compare different runs.")
-        configs = [latest(store.configs(run_id)) for run_id in ids]
-        summaries = [{s["metric"]: s for s in store.summary(run_id)} for run_id in ids]
-    names = {metric for summary in summaries for metric in summary}
-    chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
-    check_metrics(chosen, names, "these runs")
-    labels = _labels(records)
-    differences = config_differences(configs)
-    values = [(m, [summary.get(m) for summary in summaries]) for m in chosen]
+        comparison = store.compare([run_key(run) for run in runs], metrics, experiment=experiment)
+    labels = _labels(comparison.runs)
     if fmt == "json":
-        click.echo(json.dumps(plain_tree(_structure(records, labels, differences, values)), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plain_tree(_structure(comparison, labels)), indent=2, ensure_ascii=False))
     elif fmt == "csv":
-        emit(["what", "name", *labels], _flat_rows(differences, values), "csv")
+        emit(["what", "name", *labels], _flat_rows(comparison), "csv")
     else:
-        _print(labels, differences, values)
+        _print(labels, comparison)
 
 
-def _labels(records: Sequence[dict[str, Any]]) -> list[str]:
+def _labels(runs: Sequence[Run]) -> list[str]:
     """Column names: the run names, with the experiment where a name repeats; ids if still equal."""
-    names = [r["run_name"] for r in records]
-    labels = [f"{r['experiment']}/{r['run_name']}" if names.count(r["run_name"]) > 1 else r["run_name"] for r in records]
-    return [f"{label} (#{r['run_id']})" if labels.count(label) > 1 else label for label, r in zip(labels, records)]
+    names = [r.run_name for r in runs]
+    labels = [f"{r.experiment}/{r.run_name}" if names.count(r.run_name) > 1 else r.run_name for r in runs]
+    return [f"{label} (#{r.run_id})" if labels.count(label) > 1 else label for label, r in zip(labels, runs)]
 
 
-Values = list[tuple[str, list[dict[str, Any] | None]]]
-
-
-def _flat_rows(differences: list[tuple[str, list[Any]]], values: Values) -> list[list[Any]]:
-    rows: list[list[Any]] = [["config", name, *found] for name, found in differences]
-    for metric, per_run in values:
+def _flat_rows(comparison: Comparison) -> list[list[Any]]:
+    rows: list[list[Any]] = [["config", name, *found] for name, found in comparison.config_differences]
+    for metric, per_run in comparison.metrics.items():
         for stat in ("best", "best_epoch", "last"):
-            rows.append([stat, metric, *(s[stat] if s else None for s in per_run)])
+            rows.append([stat, metric, *(getattr(s, stat) if s else None for s in per_run)])
     return rows
 
 
-def _structure(
-    records: Sequence[dict[str, Any]], labels: list[str], differences: list[tuple[str, list[Any]]], values: Values,
-) -> dict[str, Any]:
+def _structure(comparison: Comparison, labels: list[str]) -> dict[str, Any]:
     return {
-        "runs": [{"id": r["run_id"], "experiment": r["experiment"], "name": r["run_name"], "label": label}
-                 for r, label in zip(records, labels)],
-        "config_differences": [{"field": name, "values": dict(zip(labels, found))} for name, found in differences],
+        "runs": [{"id": r.run_id, "experiment": r.experiment, "name": r.run_name, "label": label}
+                 for r, label in zip(comparison.runs, labels)],
+        "config_differences": [{"field": name, "values": dict(zip(labels, found))} for name, found in comparison.config_differences],
         "metrics": [
-            {"metric": metric, "goal": next((s["goal"] for s in per_run if s), None),
-             "values": {label: None if s is None else {k: s[k] for k in ("best", "best_epoch", "last", "stage", "count")}
+            {"metric": metric, "goal": next((s.goal for s in per_run if s), None),
+             "values": {label: None if s is None else {k: getattr(s, k) for k in ("best", "best_epoch", "last", "stage", "count")}
                         for label, s in zip(labels, per_run)}}
-            for metric, per_run in values
+            for metric, per_run in comparison.metrics.items()
         ],
     }
 
 
-def _print(labels: list[str], differences: list[tuple[str, list[Any]]], values: Values) -> None:
-    if differences:
+def _print(labels: list[str], comparison: Comparison) -> None:
+    if comparison.config_differences:
         heading("Config fields that differ (latest train snapshot of each run)")
-        print_table(["config field", *labels], [[name, *found] for name, found in differences])
+        print_table(["config field", *labels], [[name, *found] for name, found in comparison.config_differences])
     else:
         heading("Configs: no differences (latest train snapshot of each run).")
-    if not values:
+    if not comparison.metrics:
         return
     click.echo()
     rows: list[list[Any]] = []
-    for metric, per_run in values:
-        goal = next((s["goal"] for s in per_run if s), "min")
+    for metric, per_run in comparison.metrics.items():
+        goal = next((s.goal for s in per_run if s), "min")
         rows.append([metric, f"best ({goal})", *(_best(s) for s in per_run)])
-        rows.append(["", "last", *(s["last"] if s else None for s in per_run)])
+        rows.append(["", "last", *(s.last if s else None for s in per_run)])
     heading("Metrics")
     print_table(["metric", "", *labels], rows)
 
 
-def _best(summary: dict[str, Any] | None) -> str:
-    if summary is None or summary["best"] is None:
+def _best(stat: MetricStat | None) -> str:
+    if stat is None or stat.best is None:
         return ""
-    return f"{cell(summary['best'])} (epoch {summary['best_epoch']})"
+    return f"{cell(stat.best)} (epoch {stat.best_epoch})"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import click
-from ..read.deletion import count_rows
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import count
@@ -30,16 +29,15 @@ def delete(run: str, experiment: str | None, yes: bool, url: str | None) -> None
         record = store.run(run_key(run), experiment)
         counts = None
         if not yes:
-            with store.engine.connect() as conn:
-                counts = count_rows(conn, record["run_id"])
-    name = f"run {record['run_name']!r} (id {record['run_id']}, experiment {record['experiment']!r}, {record['status']})"
+            counts = store.rows_of(record.run_id)
+    name = f"run {record.run_name!r} (id {record.run_id}, experiment {record.experiment!r}, {record.status})"
     if counts is not None:
         click.echo(f"This deletes {name}: {_listing(counts)}.")
         if not click.confirm("Delete it? This cannot be undone", default=False):
             click.echo("Nothing deleted.")
             return
     with RunStore(url, read_only=False) as store:
-        removed = store.delete(record["run_id"])
+        removed = store.delete(record.run_id)
     click.echo(f"Deleted {name}: {_listing(removed)}.")
 
 

@@ -1,57 +1,11 @@
-"""A run's records as people read them: config fields flattened, the fields in which runs differ,
-and events in one line each."""
+"""A run's records as people read them: events in one line each (config fields are flattened by
+:func:`~runhistory_sql.read.records.flat_config`)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from ..db.schema import VIEW_COLUMNS
-
-#: The ``TrainerRunConfig`` fields of a snapshot, in ``v_configs`` order.
-CONFIG_FIELDS = VIEW_COLUMNS["v_configs"][4:]
 _MAX_DETAIL = 100
-
-
-def flat_config(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a config snapshot (as :meth:`RunStore.configs` gives it), the dataloader
-    kwargs spread into one field per key: ``train_dl_kwargs.batch_size`` and so on.
-
-    Example::
-
-        flat_config({"num_epochs": 3, "train_dl_kwargs": {"shuffle": True}, ...})
-        # {"num_epochs": 3, "train_dl_kwargs.shuffle": True, ...}
-    """
-    fields: dict[str, Any] = {}
-    for name in CONFIG_FIELDS:
-        value = snapshot.get(name)
-        if isinstance(value, dict):
-            fields.update({f"{name}.{key}": value[key] for key in sorted(value)})
-        else:
-            fields[name] = value
-    return fields
-
-
-def config_differences(snapshots: Sequence[Mapping[str, Any] | None]) -> list[tuple[str, list[Any]]]:
-    """The config fields whose values are not all the same, with the value in each snapshot.
-
-    :param snapshots: one config snapshot per run; ``None`` for a run without one (its values
-        are all ``None``)
-    :return: ``(field, [value per snapshot])``, in field order
-    """
-    flat = [flat_config(s) if s is not None else {} for s in snapshots]
-    names = list(dict.fromkeys(name for fields in flat for name in fields))
-    table = [(name, [fields.get(name) for fields in flat]) for name in names]
-    return [(name, values) for name, values in table if any(_differ(values[0], v) for v in values[1:])]
-
-
-def _differ(a: Any, b: Any) -> bool:
-    # 1 == True and 1 == 1.0 in Python; a config that changed type did change
-    return type(a) is not type(b) or a != b
-
-
-def latest(snapshots: Sequence[Mapping[str, Any]], kind: str = "train") -> Mapping[str, Any] | None:
-    """The last snapshot of ``kind`` (``"train"`` or ``"evaluate"``), or ``None``."""
-    return next((s for s in reversed(snapshots) if s.get("kind") == kind), None)
 
 
 def describe_event(kind: str, payload: Mapping[str, Any]) -> str:

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ..read.export import FORMATS, export_points
+from ..read.export import FORMATS
+from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import count
 
@@ -36,10 +37,9 @@ def export(runs: tuple[str, ...], output: Path, metrics: tuple[str, ...], experi
         runhistory-sql export baseline fast -o runs.csv
         runhistory-sql export baseline --metric eval_loss_epoch -o eval.parquet
     """
-    with ProgressBar() as bar:
-        result = export_points(
-            [run_key(run) for run in runs], output, url=url, metrics=metrics or None,
-            experiment=experiment, progress=bar.update,
+    with RunStore(url) as store, ProgressBar() as bar:
+        result = store.export(
+            [run_key(run) for run in runs], output, metrics=metrics or None, experiment=experiment, progress=bar.update,
         )
     click.echo(f"Exported {count(result.points, 'point')} of {count(result.runs, 'run')} to {result.path}")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..read.plot import X_AXES, plot_runs
+from ..read.plot import X_AXES
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import count
@@ -42,7 +42,7 @@ def plot(
         runhistory-sql plot finetune -m train_loss_epoch -m eval_loss_epoch -o curves.svg
     """
     with RunStore(url) as store:
-        path = plot_runs(store, [run_key(run) for run in runs], metrics, output, x=x_axis, stage=stage, experiment=experiment, title=title)
+        path = store.plot([run_key(run) for run in runs], metrics, output, x=x_axis, stage=stage, experiment=experiment, title=title)
     n_runs, n_metrics = len(set(runs)), len(set(metrics))
     click.echo(f"Wrote {path} ({count(n_runs, 'run')}, {count(n_metrics, 'metric')})")
 

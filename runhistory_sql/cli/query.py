@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ..read.query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, run_query
+from ..read.query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, check_reading
+from ..read.store import RunStore
 from .common import one_line_errors, url_option
 from .output import emit, format_option
 
@@ -37,7 +38,9 @@ def query(sql: str, url: str | None, fmt: str, timeout: float, limit: int) -> No
         runhistory-sql query --format csv "SELECT * FROM v_metrics WHERE run_name = 'baseline'"
         runhistory-sql query --limit 10 --timeout 30 "SELECT * FROM v_metrics ORDER BY value"
     """
-    result = run_query(sql, url, timeout=timeout, limit=limit)
+    check_reading(sql)  # a statement that is not one is the first thing to fix, before the database
+    with RunStore(url) as store:
+        result = store.query(sql, timeout=timeout, limit=limit)
     emit(result.columns, [[_printable(v) for v in row] for row in result.rows], fmt)
     if result.truncated:
         click.echo(f"showing the first {limit} rows (--limit to change)", err=True)

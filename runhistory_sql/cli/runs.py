@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from ..read.listing import RunListing, list_runs
+from ..read.models import RunListing
 from ..read.records import utc
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
@@ -46,7 +46,7 @@ def runs(
         runhistory-sql runs --status crashed --format csv
     """
     with RunStore(url) as store:
-        listing = list_runs(store.engine, experiment=experiment, status=status, sort=sort, limit=limit, metrics=metrics)
+        listing = store.runs(experiment, status, sort=sort, limit=limit, metrics=metrics)
     if not listing.runs and fmt == "table":
         click.echo("No runs found.")
         return
@@ -62,12 +62,12 @@ def _table(listing: RunListing, fmt: str) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for run in listing.runs:
         row = [
-            run.run_id, run.experiment, run.run_name, run.status, run.stages, run.epochs, run.started,
+            run.run_id, run.experiment, run.run_name, run.status, run.num_stages, run.epochs, run.created_at,
             duration_text(run.duration_s) if people else run.duration_s,
         ]
         for metric, goal in listing.metrics.items():
             stat = run.metrics.get(metric)
-            row += [None, None] if stat is None else [stat.last, stat.best(goal)]
+            row += [None, None] if stat is None else [stat.last, stat.extreme(goal)]
         rows.append(row)
     return columns, rows
 
@@ -92,12 +92,12 @@ def history(run: str, metric: str, stage: int | None, experiment: str | None, ur
     """
     with RunStore(url) as store:
         record = store.run(run_key(run), experiment)
-        points = store.history(record["run_id"], metric, stage)
-        if not points:
-            names = ", ".join(s["metric"] for s in store.summary(record["run_id"])) or "(none)"
-            where = f" in stage {stage}" if stage is not None else ""
-            raise click.ClickException(f"Run {record['run_name']!r} has no points of {metric!r}{where}. Its metrics: {names}.")
+        points = store.history(record.run_id, metric, stage)
+    if not points:
+        names = ", ".join(record.metrics) or "(none)"
+        where = f" in stage {stage}" if stage is not None else ""
+        raise click.ClickException(f"Run {record.run_name!r} has no points of {metric!r}{where}. Its metrics: {names}.")
     rows = [(seq, epoch, value, utc(ms)) for seq, epoch, value, ms in points]
     if fmt == "table":
-        click.echo(f"{metric} of run {record['run_id']}: {record['run_name']} (experiment {record['experiment']})")
+        click.echo(f"{metric} of run {record.run_id}: {record.run_name} (experiment {record.experiment})")
     emit(["seq", "epoch", "value", "recorded_at"], rows, fmt)

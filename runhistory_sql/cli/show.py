@@ -6,8 +6,9 @@ from typing import Any, Sequence
 
 import click
 
-from .describe import describe_event, flat_config
-from ..read.listing import RunRow, run_row
+from .describe import describe_event
+from ..read.models import MetricStat, Run, RunReport
+from ..read.records import flat_config
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import cell, duration_text, heading, plain_tree, print_table
@@ -38,52 +39,46 @@ def show(run: str, experiment: str | None, url: str | None, fmt: str) -> None:
         runhistory-sql show id:3 --format json
     """
     with RunStore(url) as store:
-        record = store.run(run_key(run), experiment)
-        run_id = record["run_id"]
-        row = run_row(store.engine, run_id)
-        configs, events, summary = store.configs(run_id), store.events(run_id), store.summary(run_id)
+        report = store.report(run_key(run), experiment=experiment)
     if fmt == "json":
-        click.echo(json.dumps(plain_tree(_structure(record, row, configs, events, summary)), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(plain_tree(_structure(report)), indent=2, ensure_ascii=False))
         return
-    _print_run(record, row)
-    _print_configs(configs, row.stages)
-    _print_events(events)
-    _print_summary(summary)
+    _print_run(report.run)
+    _print_configs(report.configs, report.run.num_stages)
+    _print_events(report.events)
+    _print_summary(report.metrics)
 
 
-def _tags(record: dict[str, Any]) -> dict[str, Any]:
-    tags = record["tags"]
-    return json.loads(tags) if isinstance(tags, str) else dict(tags or {})
+def _stat(stat: MetricStat) -> dict[str, Any]:
+    return {column: getattr(stat, column) for column in SUMMARY_COLUMNS}
 
 
-def _structure(
-    record: dict[str, Any], row: RunRow, configs: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
-    summary: Sequence[dict[str, Any]],
-) -> dict[str, Any]:
+def _structure(report: RunReport) -> dict[str, Any]:
+    run = report.run
     stages = [
-        {"stage": stage, "configs": [c for c in configs if c["stage"] == stage]}
-        for stage in range(1, row.stages + 1)
+        {"stage": stage, "configs": [c for c in report.configs if c["stage"] == stage]}
+        for stage in range(1, run.num_stages + 1)
     ]
     return {
         "run": {
-            "id": row.run_id, "uuid": record["run_uuid"], "experiment": row.experiment, "name": row.run_name,
-            "status": row.status, "host": record["host"], "created_at": row.started, "ended_at": row.ended,
-            "duration_s": row.duration_s, "stages": row.stages, "epochs": row.epochs,
-            "current_epoch": record["current_epoch"], "tags": _tags(record),
+            "id": run.run_id, "uuid": run.run_uuid, "experiment": run.experiment, "name": run.run_name,
+            "status": run.status, "host": run.host, "created_at": run.created_at, "ended_at": run.ended_at,
+            "duration_s": run.duration_s, "stages": run.num_stages, "epochs": run.epochs,
+            "current_epoch": run.current_epoch, "tags": run.tags,
         },
         "stages": stages,
-        "events": list(events),
-        "metrics": list(summary),
+        "events": report.events,
+        "metrics": [_stat(s) for s in report.metrics],
     }
 
 
-def _print_run(record: dict[str, Any], row: RunRow) -> None:
-    ended = cell(row.ended) if row.ended is not None else "-"
-    lines = [f"Run {row.run_id}: {row.run_name} (experiment {row.experiment})"]
+def _print_run(run: Run) -> None:
+    ended = cell(run.ended_at) if run.ended_at is not None else "-"
+    lines = [f"Run {run.run_id}: {run.run_name} (experiment {run.experiment})"]
     for name, value in (
-        ("uuid", record["run_uuid"]), ("status", row.status), ("host", record["host"] or "-"),
-        ("created", cell(row.started)), ("ended", ended), ("duration", duration_text(row.duration_s)),
-        ("stages", row.stages), ("epochs", row.epochs), ("tags", cell(_tags(record))),
+        ("uuid", run.run_uuid), ("status", run.status), ("host", run.host or "-"),
+        ("created", cell(run.created_at)), ("ended", ended), ("duration", duration_text(run.duration_s)),
+        ("stages", run.num_stages), ("epochs", run.epochs), ("tags", cell(run.tags)),
     ):
         lines.append(f"  {name:<9} {value}")
     click.echo("\n".join(lines))
@@ -115,11 +110,11 @@ def _print_events(events: Sequence[dict[str, Any]]) -> None:
     print_table(["time", "stage", "epoch", "kind", "detail"], rows)
 
 
-def _print_summary(summary: Sequence[dict[str, Any]]) -> None:
+def _print_summary(summary: Sequence[MetricStat]) -> None:
     click.echo()
     if not summary:
         click.echo("Metrics: none recorded.")
         return
-    rows = [[s[c] for c in SUMMARY_COLUMNS] for s in summary]
+    rows = [list(_stat(s).values()) for s in summary]
     heading("Metrics")
     print_table(list(SUMMARY_COLUMNS), rows)

@@ -23,15 +23,18 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Connection
 
+from ..db.effective import effective_points
 from ..db.engine import fetch_raw, placeholder
 from ..errors import ExportError, MissingExtraError, brief
 from .frames import series_query
 from ..db.schema import SPECIAL_NAN, SPECIAL_NEG_ZERO, series
-from .store import RunStore
+
+if TYPE_CHECKING:
+    from .store import RunStore
 
 COLUMNS = ("experiment", "run_name", "run_id", "stage", "metric", "seq", "epoch", "value", "value_json", "recorded_at")
 #: The file formats, by extension.
@@ -56,18 +59,18 @@ class ExportResult:
 
 
 def export_points(
-    runs: Sequence[str | int], path: str | Path, *, url: str | None = None,
+    store: RunStore, runs: Sequence[str | int], path: str | Path, *,
     metrics: Sequence[str] | None = None, experiment: str | None = None, progress: Progress | None = None,
 ) -> ExportResult:
     """Write the effective points of ``runs`` to ``path``, in the format its extension names.
 
     Example::
 
-        export_points(["baseline", "fast"], "curves.parquet", url="sqlite:///runs.db")
+        with RunStore("sqlite:///runs.db") as store:
+            export_points(store, ["baseline", "fast"], "curves.parquet")   # or store.export(...)
 
     :param runs: run names or ids (a name that is in several experiments needs ``experiment``)
     :param path: the file to write: ``.csv``, ``.jsonl`` / ``.ndjson`` or ``.parquet``
-    :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
     :param metrics: only these metrics; default: all
     :param experiment: the experiment of the runs
     :param progress: called with ``(points done, points in all)`` as the export proceeds
@@ -80,16 +83,15 @@ def export_points(
     writer_class = _writer_for(path)
     if not runs:
         raise ExportError("Name at least one run to export. List them with: runhistory-sql runs")
-    with RunStore(url) as store:
-        run_ids = list(dict.fromkeys(store.run(run, experiment)["run_id"] for run in runs))
-        with store.engine.connect() as conn, conn.begin():  # one snapshot, even of a live run
-            found = conn.execute(series_query(run_ids, metrics, experiment, None).add_columns(series.c.n_points)).all()
-            if metrics and not found:
-                raise ExportError(
-                    f"None of the runs has points of {', '.join(map(repr, metrics))}. "
-                    "See a run's metrics with: runhistory-sql show RUN"
-                )
-            done = _write(conn, found, path, writer_class, progress or (lambda done, total: None))
+    with store.engine.connect() as conn, conn.begin():  # one snapshot, even of a live run
+        run_ids = list(dict.fromkeys(store.run_id(run, experiment, conn=conn) for run in runs))
+        found = conn.execute(series_query(run_ids, metrics, experiment, None).add_columns(series.c.n_points)).all()
+        if metrics and not found:
+            raise ExportError(
+                f"None of the runs has points of {', '.join(map(repr, metrics))}. "
+                "See a run's metrics with: runhistory-sql show RUN"
+            )
+        done = _write(conn, found, path, writer_class, progress or (lambda done, total: None))
     return ExportResult(path, done, len(run_ids))
 
 
@@ -124,10 +126,9 @@ def _reason(error: OSError, part: Path, path: Path) -> str:
 
 def _chunks(conn: Connection, series_id: int, created_ms: int) -> Iterator[list[Row]]:
     """The effective points of a series, ``CHUNK`` at a time, as stored (``special`` undecoded)."""
-    mark = placeholder(conn)
     sql = (
-        f"SELECT seq, epoch, value, special, value_json, recorded_at + {int(created_ms)} FROM points "
-        f"WHERE series_id = {mark} AND rev = 0 AND seq > {mark} ORDER BY seq LIMIT {CHUNK}"
+        f"SELECT seq, epoch, value, special, value_json, recorded_at + {int(created_ms)} "
+        f"{effective_points(conn)} AND seq > {placeholder(conn)} ORDER BY seq LIMIT {CHUNK}"
     )
     last = -1
     while True:

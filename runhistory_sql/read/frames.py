@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from ..db.engine import fetch_raw, placeholder
+from ..db.effective import effective_points, live_series
+from ..db.engine import fetch_raw
 from ..errors import MissingExtraError
 from ..db.schema import SPECIAL_NEG_ZERO, experiments, metrics, runs, series, stages
 
@@ -80,15 +81,12 @@ def series_query(
     """The live series of the runs (all when ``None``) and metrics asked for, with their run's
     coordinates: the plan shared by :func:`read_frame` and the export."""
     query = (
-        select(
+        live_series(
             series.c.id, experiments.c.name.label("experiment"), runs.c.name.label("run_name"),
             runs.c.id.label("run_id"), stages.c.idx, metrics.c.name.label("metric"), runs.c.created_at,
         )
         .join(runs, runs.c.id == series.c.run_id)
         .join(experiments, experiments.c.id == runs.c.experiment_id)
-        .join(stages, stages.c.id == series.c.stage_id)
-        .join(metrics, metrics.c.id == series.c.metric_id)
-        .where(series.c.deleted.is_(False), series.c.n_points > 0)
         .order_by(runs.c.id, stages.c.idx, metrics.c.name, series.c.id)
     )
     if run_ids is not None:
@@ -107,7 +105,7 @@ def _points(conn: Connection, series_id: int, value_json: bool) -> tuple[Any, An
     the value is NaN or not a number), and the JSON texts (``None`` unless ``value_json``)."""
     import numpy as np
 
-    effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0"
+    effective = effective_points(conn)
     rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at {effective} ORDER BY seq", (series_id,))
     table = np.array(rows, dtype=np.float64).reshape(-1, 4)  # a NULL value becomes NaN
     odd = fetch_raw(

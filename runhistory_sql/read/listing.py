@@ -6,14 +6,16 @@ thousands of runs never reads their histories.
 """
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
+import json
 from typing import Any, Collection, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
 from ..db.clock import now_ms
-from ..errors import InvalidArgumentError, RunNotFoundError
+from ..db.effective import LATEST_FIRST, last_point_join, live_series
+from ..db.schema import metrics, points, series, stages
+from ..errors import InvalidArgumentError
+from .models import MetricStat, Run, RunListing
 from .records import utc
 from .summaries import GOALS, goal_of
 from ..db.values import decode
@@ -36,69 +38,30 @@ def parse_sort(spec: str) -> tuple[str, str]:
     return metric, direction
 
 
-@dataclass(frozen=True)
-class MetricStat:
-    """A metric of one run, in the latest stage that has it."""
-
-    stage: int
-    count: int
-    last: Any
-    min: float | None
-    max: float | None
-
-    def best(self, goal: str) -> float | None:
-        """The best numeric value for ``goal`` (``"min"`` or ``"max"``)."""
-        return self.min if goal == "min" else self.max
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One line of the run listing."""
-
-    run_id: int
-    experiment: str
-    run_name: str
-    status: str
-    stages: int
-    #: the highest epoch with an effective point, in any stage (0: no points yet)
-    epochs: int
-    started: dt.datetime
-    ended: dt.datetime | None
-    #: until the end; for a run still running until now, else until its last heartbeat
-    duration_s: float
-    metrics: dict[str, MetricStat] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RunListing:
-    """The runs, and the metrics (with their goals) shown for each."""
-
-    metrics: dict[str, str]
-    runs: list[RunRow]
-
-
 def list_runs(
-    engine: Engine, *, experiment: str | None = None, status: str | None = None, sort: str | None = None,
-    limit: int | None = None, metrics: Sequence[str] = (),
+    conn: Connection, *, experiment: str | None = None, status: str | None = None, name_like: str | None = None,
+    sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (),
 ) -> RunListing:
     """The runs as ``runhistory-sql runs`` lists them, with the last and best of their key metrics.
 
     Example::
 
-        listing = list_runs(engine, experiment="mnist", sort="eval_loss_epoch", limit=10)
-        for row in listing.runs:
-            print(row.run_name, row.metrics["eval_loss_epoch"].best("min"))
+        listing = list_runs(conn, experiment="mnist", sort="eval_loss_epoch", limit=10)
+        for run in listing.runs:
+            print(run.run_name, run.metrics["eval_loss_epoch"].extreme("min"))
 
     :param sort: ``METRIC[:min|max]``: order by the metric's best value (lowest first for
         ``min``; the default goal comes from the name, see :func:`goal_of`); runs without it go
         last, ties by id. Default: by run id. The sort metric is always among those shown.
+    :param name_like: a SQL ``LIKE`` pattern on the run name, e.g. ``"resnet-%"``
     :param limit: keep this many runs, after sorting
     :param metrics: the metrics to show; default: the metrics ending in ``_epoch`` that the
         listed runs have, at most :data:`MAX_KEY_METRICS`, by name
     :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the listed runs has
     """
     sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
-    listed = _read(engine, *runs_filter(experiment, status))
+    where, params = runs_filter(experiment, status, name_like)
+    listed = read_runs(conn, f"SELECT run_id FROM v_runs{where}", params)
     names = {metric for row in listed for metric in row.metrics}
     chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
     if sort_metric is not None and sort_metric not in chosen:
@@ -112,15 +75,13 @@ def list_runs(
     return RunListing(goals, listed[:limit] if limit is not None else listed)
 
 
-def run_row(engine: Engine, run_id: int) -> RunRow:
-    """One run as :func:`list_runs` lists it, with all its metrics.
-
-    :raises RunNotFoundError: there is no run with this id
-    """
-    found = _read(engine, " WHERE run_id = :run_id", {"run_id": run_id})
-    if not found:
-        raise RunNotFoundError(f"There is no run with id {run_id}. List them with: runhistory-sql runs")
-    return found[0]
+def read_runs(conn: Connection, ids: str, params: dict[str, Any]) -> list[Run]:
+    """The runs whose ids ``ids`` gives (SQL for ``IN (...)``: a subquery, e.g. on ``v_runs``
+    with :func:`runs_filter`, or a bound ``:run_id``), by id, with the stats of their metrics."""
+    rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN ({ids}) ORDER BY v.run_id"), params).all()
+    stats, epochs = _series_stats(conn, ids, params)
+    now = now_ms()
+    return [_run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now) for row in rows]
 
 
 def key_metrics(names: Iterable[str]) -> list[str]:
@@ -141,7 +102,7 @@ def check_metrics(asked: Iterable[str], names: Collection[str], runs: str = "the
 
 
 _RUNS_SQL = (
-    "SELECT v.run_id, v.experiment, v.run_name, v.status, v.num_stages, "
+    "SELECT v.run_id, v.run_uuid, v.experiment, v.run_name, v.status, v.host, v.tags, v.current_epoch, v.num_stages, "
     "r.created_at, r.ended_at, r.heartbeat_at FROM v_runs v JOIN runs r ON r.id = v.run_id"
 )
 
@@ -164,49 +125,46 @@ def runs_filter(
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
-def _read(engine: Engine, where: str, params: dict[str, Any]) -> list[RunRow]:
-    with engine.connect() as conn:
-        rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN (SELECT run_id FROM v_runs{where}) ORDER BY v.run_id"), params).all()
-        stats, epochs = _series_stats(conn, where, params)
-    now = now_ms()
-    return [_row(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now) for row in rows]
-
-
 def _series_stats(
-    conn: Connection, where: str, params: dict[str, Any],
+    conn: Connection, ids: str, params: dict[str, Any],
 ) -> tuple[dict[int, dict[str, MetricStat]], dict[int, int]]:
-    """The summaries of every live series of the runs ``where`` selects, and each run's highest
+    """The summaries of every live series of the runs ``ids`` gives, and each run's highest
     epoch. The last point of a series is one primary-key lookup: the effective
     seqs of a series are 0 .. n_points - 1."""
-    sql = (
-        "SELECT s.run_id, m.name, st.idx, s.n_points, s.min_value, s.max_value, p.value, p.special, "
-        "p.value_json, p.epoch FROM series s JOIN metrics m ON m.id = s.metric_id "
-        "JOIN stages st ON st.id = s.stage_id "
-        "JOIN points p ON p.series_id = s.id AND p.rev = 0 AND p.seq = s.n_points - 1 "
-        f"WHERE s.deleted = :no AND s.n_points > 0 AND s.run_id IN (SELECT run_id FROM v_runs{where}) ORDER BY st.idx, s.id"
+    query = (
+        live_series(
+            series.c.run_id, metrics.c.name, stages.c.idx, series.c.n_points, series.c.min_value, series.c.max_value,
+            points.c.value, points.c.special, points.c.value_json, points.c.epoch,
+        )
+        .join(points, last_point_join())
+        .where(text(f"series.run_id IN ({ids})"))
+        .order_by(*LATEST_FIRST)
     )
     stats: dict[int, dict[str, MetricStat]] = {}
     epochs: dict[int, int] = {}
-    for run_id, name, stage, count, low, high, value, special, value_json, epoch in conn.execute(text(sql), {**params, "no": False}):
-        # a later stage replaces an earlier one: each metric keeps its latest stage
-        stats.setdefault(run_id, {})[name] = MetricStat(stage, count, decode(value, special, value_json), low, high)
+    for run_id, name, stage, count, low, high, value, special, value_json, epoch in conn.execute(query, params):
+        stat = MetricStat(name, stage, count, decode(value, special, value_json), low, high, goal_of(name))
+        stats.setdefault(run_id, {}).setdefault(name, stat)  # the first is of the latest stage
         epochs[run_id] = max(epochs.get(run_id, 0), epoch)
     return stats, epochs
 
 
-def _row(row: Any, stats: dict[str, MetricStat], epochs: int, now: int) -> RunRow:
+def _run(row: Any, stats: dict[str, MetricStat], epochs: int, now: int) -> Run:
     end = row.ended_at if row.ended_at is not None else (now if row.status == "running" else row.heartbeat_at)
-    started = utc(row.created_at)
-    assert started is not None
-    return RunRow(
-        row.run_id, row.experiment, row.run_name, row.status, row.num_stages, epochs, started,
-        utc(row.ended_at), max(0, (end or row.created_at) - row.created_at) / 1000, stats,
+    created = utc(row.created_at)
+    assert created is not None
+    tags = json.loads(row.tags) if isinstance(row.tags, str) else dict(row.tags or {})
+    return Run(
+        run_id=row.run_id, run_uuid=str(row.run_uuid), experiment=row.experiment, run_name=row.run_name,
+        status=row.status, created_at=created, ended_at=utc(row.ended_at), current_epoch=row.current_epoch,
+        num_stages=row.num_stages, host=row.host, tags=tags, epochs=epochs,
+        duration_s=max(0, (end or row.created_at) - row.created_at) / 1000, metrics=dict(sorted(stats.items())),
     )
 
 
-def _sort_key(row: RunRow, metric: str, goal: str) -> tuple[bool, float, int]:
-    stat = row.metrics.get(metric)
-    best = stat.best(goal) if stat is not None else None
+def _sort_key(run: Run, metric: str, goal: str) -> tuple[bool, float, int]:
+    stat = run.metrics.get(metric)
+    best = stat.extreme(goal) if stat is not None else None
     if best is None or best != best:
-        return (True, 0.0, row.run_id)
-    return (False, best if goal == "min" else -best, row.run_id)
+        return (True, 0.0, run.run_id)
+    return (False, best if goal == "min" else -best, run.run_id)

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import MissingExtraError, PlotError
-from .store import RunStore
+from .models import Run
 
 if TYPE_CHECKING:
+    from .store import RunStore
     from matplotlib.figure import Figure
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -75,7 +76,7 @@ def plot_runs(
     Example::
 
         with RunStore("sqlite:///runs.db") as store:
-            plot_runs(store, ["baseline", "finetune"], ["eval_loss_epoch"], "curves.png")
+            plot_runs(store, ["baseline", "finetune"], ["eval_loss_epoch"], "curves.png")   # or store.plot(...)
 
     :param runs: run names (or ids), one colour each
     :param metrics: metric names; every run must have each of them
@@ -95,12 +96,12 @@ def plot_runs(
         raise PlotError(f"x must be one of {', '.join(X_AXES)}, not {x!r}.")
     if not runs or not metrics:
         raise PlotError("Name at least one run and one metric to plot.")
-    records = list({r["run_id"]: r for r in (store.run(name, experiment) for name in runs)}.values())
-    several = len({r["experiment"] for r in records}) > 1
+    records = list({r.run_id: r for r in (store.run(name, experiment) for name in runs)}.values())
+    several = len({r.experiment for r in records}) > 1
     curves: list[Curve] = []
     marks: list[Mark] = []
     for i, record in enumerate(records):
-        label = f"{record['experiment']}/{record['run_name']}" if several else record["run_name"]
+        label = f"{record.experiment}/{record.run_name}" if several else record.run_name
         found = _load_run(store, record, label, RUN_COLOURS[i % len(RUN_COLOURS)], metrics, x, stage)
         curves += found[0]
         marks += found[1]
@@ -121,11 +122,11 @@ def check_output(output: str | Path) -> Path:
 
 
 def _load_run(
-    store: RunStore, record: dict[str, Any], label: str, colour: str, metrics: Sequence[str], x: str, stage: int | None,
+    store: RunStore, record: Run, label: str, colour: str, metrics: Sequence[str], x: str, stage: int | None,
 ) -> tuple[list[Curve], list[Mark]]:
     """The curves of one run and the marks of its events."""
-    run_id = record["run_id"]
-    latest = {m["metric"]: m["stage"] for m in store.summary(run_id)}
+    run_id = record.run_id
+    latest = {name: stat.stage for name, stat in record.metrics.items()}
     events = [e for e in store.events(run_id) if e["kind"] in EVENT_STYLES and e["epoch"] is not None]
     curves, marks = [], []
     for metric in metrics:

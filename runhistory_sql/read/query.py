@@ -23,11 +23,14 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..db.engine import make_engine, mask, report_unreachable, resolve_url
+from ..db.engine import make_engine
 from ..errors import QueryError, brief
 from .readers import check_reader
+
+if TYPE_CHECKING:
+    from .store import RunStore
 
 #: The keywords a reading statement starts with.
 READING_KEYWORDS = frozenset({"select", "with", "values", "table", "explain", "show", "pragma"})
@@ -96,7 +99,7 @@ def check_reading(sql: str) -> None:
     raise QueryError(f"{keyword.upper()} does not start a SQL statement; a query starts with one of {allowed}.{guess}")
 
 
-def run_query(sql: str, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
+def run_query(store: RunStore, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S,
               limit: int = DEFAULT_LIMIT) -> QueryResult:
     """Run one reading statement on a read-only connection and return its result.
 
@@ -105,11 +108,13 @@ def run_query(sql: str, url: str | None = None, *, timeout: float = DEFAULT_TIME
 
     Example::
 
-        result = run_query("SELECT run_name, status FROM v_runs", "sqlite:///runs.db", limit=10)
+        with RunStore("sqlite:///runs.db") as store:
+            result = run_query(store, "SELECT run_name, status FROM v_runs", limit=10)   # or store.query(...)
         print(result.columns, result.rows, "(more rows)" if result.truncated else "")
 
+    :param store: the store to read; the statement runs on a read-only connection even when
+        the store was opened with ``read_only=False``
     :param sql: one SQL statement that reads; no parameters (``%`` and ``:name`` are literal)
-    :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
     :param timeout: seconds the statement may run, fetching included, before it is stopped
     :param limit: the most rows returned; ``truncated`` says there were more
     :return: the column names and rows (empty for a statement that returns none)
@@ -118,8 +123,7 @@ def run_query(sql: str, url: str | None = None, *, timeout: float = DEFAULT_TIME
     """
     check_reading(sql)
     _check_limits(timeout, limit)
-    engine = make_engine(url, read_only=True)
-    report_unreachable(engine, mask(resolve_url(url)))
+    engine = store.engine if store.read_only else make_engine(store.url, read_only=True)
     deadline = time.monotonic() + timeout
     try:
         with engine.connect() as conn:
@@ -136,7 +140,8 @@ def run_query(sql: str, url: str | None = None, *, timeout: float = DEFAULT_TIME
                 cursor.close()
                 conn.rollback()
     finally:
-        engine.dispose()
+        if engine is not store.engine:
+            engine.dispose()
 
 
 def _check_limits(timeout: float, limit: int) -> None:

@@ -1,16 +1,22 @@
 """``RunStore``: reading past runs back (the views for records, the driver for long histories)."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, func, text
 
-from .deletion import delete_run
-from ..db.engine import fetch_raw, make_engine, mask, placeholder, report_unreachable, resolve_url
-from ..errors import RunHistorySQLError, RunNotFoundError
+from .deletion import count_rows, delete_run
+from ..db.effective import LATEST_FIRST, effective_points, live_series
+from ..db.engine import fetch_raw, make_engine, mask, report_unreachable, resolve_url
+from ..db.schema import experiments, metrics, runs, series, stages
+from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
+from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
-from .listing import runs_filter
-from .records import read_configs, read_events
+from .listing import check_metrics, key_metrics, list_runs, read_runs
+from .models import Comparison, MetricStat, Run, RunListing, RunReport
+from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
+from .records import config_differences, latest, read_configs, read_events
 from .summaries import summarize
 from ..db.values import decode
 
@@ -23,12 +29,12 @@ class RunStore:
     Example::
 
         store = RunStore("sqlite:///runs.db")
-        for run in store.runs(experiment="mnist"):
-            print(run["run_name"], run["status"])
+        for run in store.runs(experiment="mnist").runs:
+            print(run.run_name, run.status)
         points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms)]
         print(store.best("eval_loss_epoch", limit=3))
         for metric in store.summary("baseline"):
-            print(metric["metric"], metric["best"], "at epoch", metric["best_epoch"])
+            print(metric.metric, metric.best, "at epoch", metric.best_epoch)
         df = store.frame(["baseline", "fast"], "eval_loss_epoch")   # needs the pandas extra
 
     :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
@@ -40,7 +46,8 @@ class RunStore:
         if not read_only:  # a read-only engine checks that a SQLite file exists, and creates none
             make_engine(url, read_only=True).dispose()
         self._engine: Engine = make_engine(url, read_only=read_only)
-        self._shown = mask(resolve_url(url))  # the URL as given (a read-only engine's is rewritten)
+        self.url = resolve_url(url)  #: the URL as given (a read-only engine's is rewritten)
+        self._shown = mask(self.url)
         self.read_only = read_only
         report_unreachable(self._engine, self._shown)
 
@@ -63,58 +70,147 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({self._shown!r})"
 
-    def runs(self, experiment: str | None = None, status: str | None = None, name_like: str | None = None) -> list[dict[str, Any]]:
-        """Return the runs (the columns of ``v_runs``), oldest first, filtered as asked.
+    def runs(
+        self, experiment: str | None = None, status: str | None = None, *, name_like: str | None = None,
+        sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (),
+    ) -> RunListing:
+        """Return the runs (by id, or as ``sort`` says) with the last and best of their key metrics.
+
+        Example::
+
+            listing = store.runs(experiment="mnist", sort="eval_loss_epoch", limit=10)
+            for run in listing.runs:
+                print(run.run_name, run.status, run.metrics["eval_loss_epoch"].best)
 
         :param name_like: a SQL ``LIKE`` pattern on the run name, e.g. ``"resnet-%"``
+        :param sort: ``METRIC[:min|max]``: by the metric's best value (runs without it last, ties by
+            id); the default goal comes from the name (:func:`~runhistory_sql.read.summaries.goal_of`)
+        :param limit: keep this many runs, after sorting
+        :param metrics: the metrics in :attr:`RunListing.metrics`; default: up to 3 ending in ``_epoch``
+        :return: :attr:`RunListing.runs` (every :class:`Run` with all its metrics) and
+            :attr:`RunListing.metrics` (the key metrics and their goals)
+        :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the runs has
         """
-        where, params = runs_filter(experiment, status, name_like)
         with self._engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(text(f"SELECT * FROM v_runs{where} ORDER BY run_id"), params)]
+            return list_runs(
+                conn, experiment=experiment, status=status, name_like=name_like, sort=sort, limit=limit, metrics=metrics,
+            )
 
-    def run(self, name_or_id: str | int, experiment: str | None = None) -> dict[str, Any]:
+    def run(self, name_or_id: str | int, experiment: str | None = None) -> Run:
         """Return one run by name (unique within an experiment) or id.
 
         :raises RunNotFoundError: no such run, or the name is in several experiments
         """
-        key = "run_id" if isinstance(name_or_id, int) else "run_name"
-        sql = f"SELECT * FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
         with self._engine.connect() as conn:
-            found = [dict(r._mapping) for r in conn.execute(text(sql), {"key": name_or_id, "experiment": experiment})]
-        if len(found) != 1:
-            where = f" in experiment {experiment!r}" if experiment else ""
-            if not found:
-                what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
-                by_id = ""
-                if isinstance(name_or_id, str) and name_or_id.isascii() and name_or_id.isdigit():
-                    by_id = f" For the run with id {name_or_id}, give id:{name_or_id} (in Python: the int {name_or_id})."
-                raise RunNotFoundError(f"There is no run {what}{where}.{by_id} List them with: runhistory-sql runs")
-            found.sort(key=lambda r: r["experiment"])
-            experiments = ", ".join(repr(r["experiment"]) for r in found)
-            ids = " or ".join(f"id:{r['run_id']}" for r in found)
-            raise RunNotFoundError(
-                f"{len(found)} runs are named {name_or_id!r} (in experiments {experiments}); choose one with "
-                f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
+            return self._run(conn, self.run_id(name_or_id, experiment, conn=conn))
+
+    def report(self, run: str | int, *, experiment: str | None = None, goals: Mapping[str, str] | None = None) -> RunReport:
+        """Return everything about one run: the run, its config snapshots, its events and the
+        stats of its metrics (with ``best_epoch``), read on one connection, the run found once.
+
+        Example::
+
+            report = store.report("baseline")
+            print(report.run.status, [m.best for m in report.metrics])
+
+        :param goals: as in :meth:`summary`
+        :raises RunNotFoundError: no such run
+        """
+        with self._engine.connect() as conn:
+            run_id = self.run_id(run, experiment, conn=conn)
+            return RunReport(
+                self._run(conn, run_id), read_configs(conn, run_id), read_events(conn, run_id), summarize(conn, run_id, goals),
             )
+
+    def compare(
+        self, runs: Sequence[str | int], metrics: Sequence[str] | None = None, *, experiment: str | None = None,
+    ) -> Comparison:
+        """Compare runs side by side: the config fields that differ between the latest ``train``
+        snapshot of each, and the stats of the metrics (with ``best_epoch``).
+
+        Example::
+
+            comparison = store.compare(["baseline", "fast"], ["eval_loss_epoch"])
+            for stat in comparison.metrics["eval_loss_epoch"]:
+                print(stat.best, stat.best_epoch)
+
+        :param runs: two or more runs (names or ids)
+        :param metrics: the metrics to compare; default: up to 3 that end in ``_epoch``
+        :raises InvalidArgumentError: fewer than 2 runs, a run given twice, or a metric none of them has
+        :raises RunNotFoundError: a run does not exist
+        """
+        if isinstance(runs, (str, int)) or len(runs) < 2:
+            raise InvalidArgumentError(f"Compare needs a list of at least 2 runs, not {runs!r}.")
+        with self._engine.connect() as conn:
+            ids = [self.run_id(run, experiment, conn=conn) for run in runs]
+            found = [self._run(conn, run_id) for run_id in ids]
+            twice = next((r for r in found if ids.count(r.run_id) > 1), None)
+            if twice is not None:
+                raise InvalidArgumentError(f"Run {twice.run_name!r} (id {twice.run_id}) is given twice; compare different runs.")
+            configs = [latest(read_configs(conn, run_id)) for run_id in ids]
+            stats = [{s.metric: s for s in summarize(conn, run_id)} for run_id in ids]
+        names = {metric for per_run in stats for metric in per_run}
+        chosen = list(dict.fromkeys(metrics or ())) or key_metrics(names)
+        check_metrics(chosen, names, "these runs")
+        return Comparison(found, config_differences(configs), {m: [per_run.get(m) for per_run in stats] for m in chosen})
+
+    def _run(self, conn: Connection, run_id: int) -> Run:
+        found = read_runs(conn, ":run_id", {"run_id": run_id})
+        if not found:
+            raise RunNotFoundError(f"There is no run with id {run_id}. List them with: runhistory-sql runs")
         return found[0]
+
+    def run_id(self, name_or_id: str | int, experiment: str | None = None, *, conn: Connection | None = None) -> int:
+        """Return the id of the run named (or numbered) so: the one rule for finding a run.
+
+        :param conn: a connection of this store's engine to look on (default: a new one)
+        :raises RunNotFoundError: no such run, or the name is in several experiments
+        """
+        if conn is None:
+            with self._engine.connect() as own:
+                return self.run_id(name_or_id, experiment, conn=own)
+        key = "run_id" if isinstance(name_or_id, int) else "run_name"
+        sql = f"SELECT run_id, experiment FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
+        found = list(conn.execute(text(sql), {"key": name_or_id, "experiment": experiment}))
+        if len(found) == 1:
+            return int(found[0].run_id)
+        where = f" in experiment {experiment!r}" if experiment else ""
+        if not found:
+            what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
+            by_id = ""
+            if isinstance(name_or_id, str) and name_or_id.isascii() and name_or_id.isdigit():
+                by_id = f" For the run with id {name_or_id}, give id:{name_or_id} (in Python: the int {name_or_id})."
+            raise RunNotFoundError(f"There is no run {what}{where}.{by_id} List them with: runhistory-sql runs")
+        found.sort(key=lambda r: r.experiment)
+        names = ", ".join(repr(r.experiment) for r in found)
+        ids = " or ".join(f"id:{r.run_id}" for r in found)
+        raise RunNotFoundError(
+            f"{len(found)} runs are named {name_or_id!r} (in experiments {names}); choose one with "
+            f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
+        )
 
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
         """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms)``.
 
+        The time stays raw, for speed (a long history is read without a Python object per point):
+        ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC; make a ``datetime`` of one
+        with :func:`~runhistory_sql.read.records.utc`. Every other read gives UTC ``datetime``.
+
         :param stage: the stage (1 = the first ``train()``); default: the latest stage that has it
-        :return: the points; ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC
+        :return: the points (none when the run has no such metric, or not in ``stage``)
+        :raises RunNotFoundError: no such run
         """
-        run_id = self.run(run, experiment)["run_id"]
-        created = self._created_ms(run_id)
         with self._engine.connect() as conn:
-            series_id = conn.execute(text(
-                "SELECT s.id FROM series s JOIN metrics m ON m.id = s.metric_id JOIN stages st ON st.id = s.stage_id "
-                "WHERE s.run_id = :run AND m.name = :metric AND s.deleted = :no AND s.n_points > 0"
-                + (" AND st.idx = :stage" if stage is not None else "") + " ORDER BY st.idx DESC, s.id DESC LIMIT 1"
-            ), {"run": run_id, "metric": metric, "stage": stage, "no": False}).scalar()
-            if series_id is None:
+            run_id = self.run_id(run, experiment, conn=conn)
+            query = live_series(series.c.id, runs.c.created_at).join(runs, runs.c.id == series.c.run_id)
+            query = query.where(series.c.run_id == run_id, metrics.c.name == metric)
+            if stage is not None:
+                query = query.where(stages.c.idx == stage)
+            found = conn.execute(query.order_by(*LATEST_FIRST).limit(1)).first()
+            if found is None:
                 return []
-            effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0"
+            series_id, created = found[0], int(found[1])
+            effective = effective_points(conn)
             rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created} {effective} ORDER BY seq", (series_id,))
             # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
             odd = fetch_raw(
@@ -125,10 +221,6 @@ class RunStore:
             point = rows[seq]
             rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3])
         return rows  # type: ignore[return-value]
-
-    def _created_ms(self, run_id: int) -> int:
-        with self._engine.connect() as conn:
-            return int(conn.execute(text("SELECT created_at FROM runs WHERE id = :id"), {"id": run_id}).scalar_one())
 
     def best(
         self, metric: str, *, mode: str = "min", limit: int = 10, experiment: str | None = None,
@@ -142,34 +234,30 @@ class RunStore:
         """
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', not {mode!r}.")
-        column, order = ("min_value", "ASC") if mode == "min" else ("max_value", "DESC")
-        sql = (
-            f"SELECT e.name, r.name, {mode.upper()}(s.{column}) AS best FROM series s "
-            "JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id "
-            "WHERE s.metric_id = (SELECT id FROM metrics WHERE name = :metric) AND s.deleted = :no "
-            f"AND s.{column} IS NOT NULL" + (" AND e.name = :experiment" if experiment else "")
-            + f" GROUP BY e.name, r.name ORDER BY best {order} LIMIT :limit"
+        column = series.c.min_value if mode == "min" else series.c.max_value
+        best = (func.min(column) if mode == "min" else func.max(column)).label("best")
+        query = (
+            live_series(experiments.c.name, runs.c.name, best)
+            .join(runs, runs.c.id == series.c.run_id).join(experiments, experiments.c.id == runs.c.experiment_id)
+            .where(metrics.c.name == metric, column.is_not(None))
+            .group_by(experiments.c.name, runs.c.name)
+            .order_by(best.asc() if mode == "min" else best.desc()).limit(limit)
         )
-        params = {"metric": metric, "no": False, "experiment": experiment, "limit": limit}
+        if experiment:
+            query = query.where(experiments.c.name == experiment)
         with self._engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql), params)]  # type: ignore[misc]
+            return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
     def summary(
         self, run: str | int, *, experiment: str | None = None, goals: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Summarise each metric of the run, in the latest stage that has it, ordered by name.
-
-        Each dict has the keys ``metric``, ``stage``, ``count`` (effective points), ``last``,
-        ``min``, ``max``, ``goal`` (``"min"`` or ``"max"``: see :func:`~runhistory_sql.read.summaries.goal_of`),
-        ``best`` (the min or the max, as the goal says) and ``best_epoch`` (the epoch of the first
-        point with the best value). NaN is never the min, max or best; ``min``, ``max``, ``best``
-        and ``best_epoch`` are ``None`` when the metric has no number that is not NaN (e.g. values
-        that are dicts), while ``last`` is whatever was recorded last.
+    ) -> list[MetricStat]:
+        """Summarise each metric of the run, in the latest stage that has it, ordered by name:
+        :class:`MetricStat` with ``best_epoch`` (the epoch of the first point with the best value).
 
         :param goals: metric name -> ``"min"`` or ``"max"``, where the name misleads ``goal_of``
         :raises RunNotFoundError: no such run
         """
-        run_id = self.run(run, experiment)["run_id"]
+        run_id = self.run_id(run, experiment)
         with self._engine.connect() as conn:
             return summarize(conn, run_id, goals)
 
@@ -179,7 +267,7 @@ class RunStore:
 
         :raises RunNotFoundError: no such run
         """
-        run_id = self.run(run, experiment)["run_id"]
+        run_id = self.run_id(run, experiment)
         with self._engine.connect() as conn:
             return read_configs(conn, run_id)
 
@@ -190,7 +278,7 @@ class RunStore:
         :param kind: only events of this kind, e.g. ``"freeze"``
         :raises RunNotFoundError: no such run
         """
-        run_id = self.run(run, experiment)["run_id"]
+        run_id = self.run_id(run, experiment)
         with self._engine.connect() as conn:
             return read_events(conn, run_id, kind)
 
@@ -223,10 +311,46 @@ class RunStore:
         run_ids = None
         if runs is not None:
             chosen = [runs] if isinstance(runs, (str, int)) else runs
-            run_ids = [self.run(name_or_id, experiment)["run_id"] for name_or_id in chosen]
+            run_ids = [self.run_id(name_or_id, experiment) for name_or_id in chosen]
         names = [metrics] if isinstance(metrics, str) else metrics
         with self._engine.connect() as conn:
             return read_frame(conn, run_ids, names, experiment=experiment, stage=stage, value_json=value_json)
+
+    def query(self, sql: str, *, timeout: float = DEFAULT_TIMEOUT_S, limit: int = DEFAULT_LIMIT) -> QueryResult:
+        """Run one reading statement of yours on a read-only connection: see
+        :func:`~runhistory_sql.read.query.run_query` (the limits, and on PostgreSQL the reader role).
+
+        :return: ``columns``, ``rows`` (tuples as the driver gives them) and ``truncated``
+        """
+        return run_query(self, sql, timeout=timeout, limit=limit)
+
+    def export(
+        self, runs: Sequence[str | int], path: str | Path, *, metrics: Sequence[str] | None = None,
+        experiment: str | None = None, progress: Callable[[int, int], None] | None = None,
+    ) -> ExportResult:
+        """Write the runs' effective points to a ``.csv``, ``.jsonl`` or ``.parquet`` file: see
+        :func:`~runhistory_sql.read.export.export_points`."""
+        return export_points(self, runs, path, metrics=metrics, experiment=experiment, progress=progress)
+
+    def plot(self, runs: Sequence[str | int], metrics: Sequence[str], output: str | Path = "curves.png", **options: Any) -> Path:
+        """Draw the runs' curves to a PNG, SVG or PDF file (the ``plot`` extra): see
+        :func:`~runhistory_sql.read.plot.plot_runs` for the ``options`` (``x``, ``stage``,
+        ``experiment``, ``title``, ``size``, ``dpi``).
+
+        :return: the path written
+        """
+        from .plot import plot_runs  # matplotlib is imported only when drawing
+
+        return plot_runs(self, runs, metrics, output, **options)
+
+    def rows_of(self, run: str | int, *, experiment: str | None = None) -> dict[str, int]:
+        """Return how many rows :meth:`delete` would remove per table (``points``, superseded
+        ones too, ``series``, ``configs``, ``events``, ``stages``, ``runs``), e.g. to ask first.
+
+        :raises RunNotFoundError: no such run
+        """
+        with self._engine.connect() as conn:
+            return count_rows(conn, self.run_id(run, experiment, conn=conn))
 
     def delete(self, run: str | int, *, experiment: str | None = None) -> dict[str, int]:
         """Delete a run and everything recorded for it, in one transaction; the only method that
@@ -248,4 +372,4 @@ class RunStore:
                 f"{self!r} is read-only, so it cannot delete run {run!r}. Open it with "
                 "RunStore(url, read_only=False) to delete runs."
             )
-        return delete_run(self._engine, self.run(run, experiment)["run_id"])
+        return delete_run(self._engine, self.run_id(run, experiment))

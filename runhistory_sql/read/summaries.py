@@ -10,11 +10,13 @@ import math
 import re
 from typing import Any, Mapping
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row
 
+from ..db.effective import LATEST_FIRST, effective_points, live_series
 from ..db.engine import fetch_raw, placeholder
 from ..db.schema import SPECIAL_NEG_ZERO, metrics, series, stages
 from ..db.values import decode
+from .models import MetricStat
 
 GOALS = ("min", "max")
 
@@ -48,23 +50,21 @@ def goal_of(metric: str) -> str:
     return "max" if any(_MAXIMISED.search(name) for name in (lowered, words)) else "min"
 
 
-def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = None) -> list[MetricStat]:
     """Summarise each metric of the run in the latest stage that has points of it.
 
     :param goals: metric name -> ``"min"`` or ``"max"``, for metrics whose name misleads
         :func:`goal_of`
-    :return: one dict per metric, ordered by name (see :meth:`RunStore.summary`)
+    :return: one per metric, ordered by name, with ``best_epoch``
     """
     goals = dict(goals or {})
     for metric, goal in goals.items():
         if goal not in GOALS:
             raise ValueError(f"The goal of metric {metric!r} must be 'min' or 'max', not {goal!r}.")
     query = (
-        select(metrics.c.name, stages.c.idx, series.c.id, series.c.n_points, series.c.min_value, series.c.max_value)
-        .join(metrics, metrics.c.id == series.c.metric_id)
-        .join(stages, stages.c.id == series.c.stage_id)
-        .where(series.c.run_id == run_id, series.c.deleted.is_(False), series.c.n_points > 0)
-        .order_by(metrics.c.name, stages.c.idx.desc(), series.c.id.desc())
+        live_series(metrics.c.name, stages.c.idx, series.c.id, series.c.n_points, series.c.min_value, series.c.max_value)
+        .where(series.c.run_id == run_id)
+        .order_by(metrics.c.name, *LATEST_FIRST)
     )
     latest: dict[str, Any] = {}
     for row in conn.execute(query):
@@ -72,24 +72,21 @@ def summarize(conn: Connection, run_id: int, goals: Mapping[str, str] | None = N
     return [_summary(conn, row, goals.get(name) or goal_of(name)) for name, row in latest.items()]
 
 
-def _summary(conn: Connection, row: Row[Any], goal: str) -> dict[str, Any]:
-    effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0"
+def _summary(conn: Connection, row: Row[Any], goal: str) -> MetricStat:
+    effective = effective_points(conn)
     last = fetch_raw(conn, f"SELECT value, special, value_json {effective} ORDER BY seq DESC LIMIT 1", (row.id,))[0]
     low, high = row.min_value, row.max_value
     if low == 0.0 or high == 0.0:
         low, high = _signed_zeros(conn, row.id, low, high)
     best = low if goal == "min" else high
-    return {
-        "metric": row.name, "stage": row.idx, "count": row.n_points, "last": decode(*last),
-        "min": low, "max": high, "goal": goal, "best": best,
-        "best_epoch": None if best is None else _first_epoch(conn, row.id, best),
-    }
+    epoch = None if best is None else _first_epoch(conn, row.id, best)
+    return MetricStat(row.name, row.idx, row.n_points, decode(*last), low, high, goal, epoch)
 
 
 def _signed_zeros(conn: Connection, series_id: int, low: float | None, high: float | None) -> tuple[Any, Any]:
     """``(min, max)`` with the sign of a zero extreme restored: the summaries store -0.0 as 0.0,
     with a flag on the point."""
-    effective = f"FROM points WHERE series_id = {placeholder(conn)} AND rev = 0 AND value = 0"
+    effective = effective_points(conn) + " AND value = 0"
     flags = {special for (special,) in fetch_raw(conn, f"SELECT DISTINCT special {effective}", (series_id,))}
     if low == 0.0:
         low = -0.0 if SPECIAL_NEG_ZERO in flags else 0.0
@@ -100,8 +97,7 @@ def _signed_zeros(conn: Connection, series_id: int, low: float | None, high: flo
 
 def _first_epoch(conn: Connection, series_id: int, best: float) -> int:
     """The epoch of the first effective point equal to ``best`` (NaN never is; a zero's sign counts)."""
-    mark = placeholder(conn)
-    sql = f"SELECT epoch FROM points WHERE series_id = {mark} AND rev = 0 AND value = {mark}"
+    sql = f"SELECT epoch {effective_points(conn)} AND value = {placeholder(conn)}"
     params: tuple[Any, ...] = (series_id, best)
     if best == 0.0:
         negative = math.copysign(1.0, best) < 0
