@@ -29,6 +29,7 @@ from ..db.clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from ..db.engine import make_engine, mask
 from ..errors import RunHistorySQLError, unreachable
 from ..db.migrate import ensure_schema, wait_for_schema
+from ..db.schema import END_STATUSES
 from .rank import world_process_index
 from .run import RunState, open_run
 from .snapshot import config_row, storable_text
@@ -335,7 +336,13 @@ class SQLRunHistory(RunHistory):
         :param timeout: how long to wait for the database, in seconds (``None``: for ever); a
             commit still in flight then gets up to 5 s more
         :return: ``None``, or the path of the spill file
+        :raises ValueError: ``status`` is not one ``close()`` may store
         """
+        if status not in END_STATUSES:
+            raise ValueError(
+                f"A run is closed 'finished' or 'failed', not {status!r}: close(status='failed') marks a "
+                "run that went wrong."
+            )
         return self._close(status, timeout, IN_FLIGHT_S)
 
     def _close(self, status: str, timeout: float | None, grace: float) -> Path | None:
@@ -348,17 +355,10 @@ class SQLRunHistory(RunHistory):
                 self.spill_path = self._writer.close(status, timeout, grace=grace)
         finally:
             self._engine.dispose()
-        if self.spill_path is not None:
-            print(f"runhistory-sql: {self._unwritten_because()}; pending points saved to {self.spill_path}. "
+        if self.spill_path is not None and self._writer is not None:
+            print(f"runhistory-sql: {self._writer.unwritten_because}; pending points saved to {self.spill_path}. "
                   f"Load them with: runhistory-sql import-spill {self.spill_path}", file=sys.stderr)
         return self.spill_path
-
-    def _unwritten_because(self) -> str:
-        """Why points were left for the spill file, for its one-line announcement."""
-        if self._writer is not None and self._writer.taken_over:
-            return "another process continued this run, so nothing more of this one was written"
-        text = self._writer.last_error_text if self._writer is not None else ""
-        return f"the database was unreachable ({text})" if text else "the database was unreachable"
 
     def close_at_exit(self, exit_code: Any, error: BaseException | None, *, signalled: bool = False) -> None:
         """Close at the end of the process: ``failed`` after an uncaught exception, a non-zero
@@ -369,21 +369,19 @@ class SQLRunHistory(RunHistory):
         """
         if self._closed:
             return
-        if error is not None:
-            self._log_escaped("exception", **lifecycle.describe(error))
-        elif exit_code not in (None, 0):
-            self._log_escaped("exit", code=exit_code if isinstance(exit_code, int) else str(exit_code))
+        escaped = lifecycle.exit_event(exit_code, error)
+        if escaped is not None:
+            self._log_escaped(*escaped)
         elif self._in_run:
             self.log_event("interrupted", reason="the process ended during a training or evaluation run")
-        failed = error is not None or exit_code not in (None, 0) or self._in_run
-        status = "failed" if failed else "finished"
+        status = "failed" if escaped is not None or self._in_run else "finished"
         if signalled:  # preemption: a grace period of seconds, not the minute close() may wait
             grace = min(TERM_GRACE_S, self._term_timeout)
             self._close(status, self._term_timeout - grace, grace)
         else:
             self.close(status)
 
-    def _log_escaped(self, kind: str, **payload: Any) -> None:
+    def _log_escaped(self, kind: str, payload: dict[str, Any]) -> None:
         """``log_event`` for text the user did not choose (an error message): a lone surrogate in
         it is stored escaped, never refused, so that the run is still closed."""
         self.log_event(kind, **{k: storable_text(v) if isinstance(v, str) else v for k, v in payload.items()})

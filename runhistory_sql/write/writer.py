@@ -167,6 +167,14 @@ class Writer:
         return isinstance(self._error, RunInUseError)
 
     @property
+    def unwritten_because(self) -> str:
+        """Why operations were left for the spill file, for its one-line announcement."""
+        if self.taken_over:
+            return "another process continued this run, so nothing more of this one was written"
+        text = self.last_error_text
+        return f"the database was unreachable ({text})" if text else "the database was unreachable"
+
+    @property
     def last_error_text(self) -> str:
         """The first line of the last commit error, for one-line messages."""
         return brief(self._error)
