@@ -33,6 +33,7 @@ from ..errors import RunInUseError, brief
 from .setaside import SetAside, is_transient
 
 log = logging.getLogger("runhistory_sql")
+_time = time.time
 
 #: How often a waiting ``flush()`` looks at the writer thread's health.
 _POLL_S = 0.05
@@ -102,9 +103,15 @@ class Writer:
         if len(self.queue) == self.batch_size:
             self._wake.set()
 
-    def wake(self) -> None:
-        """Have the thread commit now rather than at the end of its interval."""
-        self._wake.set()
+    def put_point(self, code: int, token: int, seq: int, epoch: int, value: Any) -> None:
+        """Queue one point, stamped with the time now (the training loop's hot path).
+
+        :param code: ``POINT`` for a non-zero float ``value``, ``POINT_ENC`` for an encoded triple
+        """
+        queue = self.queue
+        queue.append((code, token, seq, epoch, value, _time()))
+        if len(queue) == self.batch_size:  # once per crossing: waking costs a GIL hand-over
+            self._wake.set()
 
     def flush(self, timeout: float | None = None, *, give_up_on_error: bool = False) -> bool:
         """Commit everything queued so far; return whether that happened within ``timeout``.
