@@ -111,12 +111,9 @@ class SQLRunHistory(RunHistory):
         self._writer: Writer | None = None
         self._put_point: Any = None  # the writer's, bound once: the hot path calls it
         if writes and state.run_id is not None:
-            tokens = {self._m[name].token: series_id for name, (series_id, _, _) in state.series.items()}
-            names = {self._m[name].token: name for name in state.series}
-            cursor = Cursor(
-                state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats,
-                created_ms=state.created_ms,
-            )
+            tokens = {name: self._m[name].token for name in state.series}
+            names = {token: name for name, token in tokens.items()}
+            cursor = Cursor.of_run(state, tokens)
             assert origin is not None
             self._writer = Writer(
                 self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval, origin=origin, names=names,
