@@ -10,7 +10,6 @@ else commits, in order. What still cannot be committed at ``close()`` goes to a 
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -25,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from . import spill
+from . import oplines, spill
 from .batch import DELETE, END, FLUSH, POINT, POINT_ENC, SERIES, Cursor, Op, apply_batch, batch_landed
 from ..db.clock import HEARTBEAT_S, now_ms
 from ..db.engine import writer_engine
@@ -42,6 +41,8 @@ _BURST_PROBE_S = 0.002
 _BURST_OPS = 200
 #: How long ``close()`` lets an attempt in flight end once it has stopped waiting, by default.
 IN_FLIGHT_S = 5.0
+#: The kind and format of an overflow file (:mod:`oplines`): operations the writer moved out of memory.
+OVERFLOW_KIND, OVERFLOW_FORMAT = "overflow", 1
 
 
 class Writer:
@@ -328,7 +329,8 @@ class _Abandoned(Exception):
 
 
 class _Overflow:
-    """Operations parked in a temporary JSON-lines file; flush waiters stay in memory."""
+    """Operations parked in a temporary file of :mod:`oplines` (the spill file's codec, checked
+    whole when it is read back); flush waiters stay in memory."""
 
     def __init__(self, path: Path, waiters: list[Op], count: int) -> None:
         self.path, self.waiters, self.count = path, waiters, count
@@ -336,14 +338,11 @@ class _Overflow:
     @classmethod
     def save(cls, ops: list[Op]) -> "_Overflow":
         fd, name = tempfile.mkstemp(prefix="runhistory-sql-overflow-", suffix=".jsonl")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for op in ops:
-                if op[0] != FLUSH:
-                    f.write(json.dumps(op, ensure_ascii=True) + "\n")  # ASCII: a lone surrogate cannot fail it
-        return cls(Path(name), [op for op in ops if op[0] == FLUSH], len(ops))
+        os.close(fd)
+        path = oplines.write(Path(name), {"format": OVERFLOW_FORMAT, "kind": OVERFLOW_KIND}, (op for op in ops if op[0] != FLUSH))
+        return cls(path, [op for op in ops if op[0] == FLUSH], len(ops))
 
     def load(self) -> list[Op]:
-        with self.path.open(encoding="utf-8") as f:
-            ops: list[Op] = [tuple(json.loads(line)) for line in f]
+        _, ops = oplines.read(self.path, OVERFLOW_KIND, OVERFLOW_FORMAT)
         self.path.unlink()
         return ops + self.waiters
