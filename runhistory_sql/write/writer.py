@@ -43,6 +43,8 @@ _BURST_OPS = 200
 IN_FLIGHT_S = 5.0
 #: The kind and format of an overflow file (:mod:`oplines`): operations the writer moved out of memory.
 OVERFLOW_KIND, OVERFLOW_FORMAT = "overflow", 1
+#: What one commit attempt came to (see ``Writer._attempt``)
+_COMMITTED, _SPLIT, _RETRY, _STOP = "committed", "split", "retry", "stop"
 
 
 class Writer:
@@ -198,43 +200,70 @@ class Writer:
                 return
             if len(self.queue) > self.max_queue:  # far behind (or failing): bound the memory
                 self._overflow_to_disk()
-            if self._retry is None and not self._pieces and self._can_wait() and self._in_a_burst():
-                # Let the burst run: commit when the interval is up, or at once on a flush.
-                # (Waking often would cost the training loop a GIL hand-over each time.)
-                self._urgent.wait(max(0.0, self._interval - (now_ms() - self._last_commit) / 1000))
-            self._urgent.clear()
-            self._flush_wanted = False
-            if self._retry is None:
-                batch, batch_id, retrying = self._next_batch(), secrets.randbits(62), False
-            else:
-                (batch, batch_id), retrying = self._retry, True
-            if not batch and now_ms() - self._last_commit < self._heartbeat_ms:
-                if self._pieces:
-                    self._wake.set()
+            self._pace()
+            attempt = self._next_attempt()
+            if attempt is None:
                 continue
-            # unconfirmed until committed: should the commit hang, close() spills this batch
-            self._retry = (batch, batch_id)
-            try:
-                self._commit(batch, batch_id, retrying)
-            except Exception as e:  # noqa: BLE001 - retried, or split and the bad part set aside
-                if isinstance(e, RunInUseError):  # another process continued the run: write no more
-                    log.error("runhistory-sql: %s What is pending goes to a spill file at close().", e)
-                    self._error, self._retry = e, (batch, batch_id)
-                    return
-                if self._abandoned or is_transient(e) or not self._split(batch, e):
-                    if self._error is None and not self._abandoned:
-                        log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
-                    self._error, self._retry = e, (batch, batch_id)
-                    backoff = min(max(backoff * 2, 0.25), 5.0)
-                    continue
-                self._retry, self._error, backoff = None, None, 0.0  # the database answers
-                self._wake.set()  # go on with the first piece at once
-                continue
-            self._retry, self._error, backoff = None, None, 0.0
-            if self._pieces:  # the rest of a split batch: at once, not at the next interval
-                self._wake.set()
-            if self._stopping and (any(op[0] == END for op in batch) or (self._ended and not self._pieces)):
+            outcome = self._attempt(*attempt)
+            if outcome == _STOP or (outcome == _COMMITTED and self._done_with(attempt[0])):
                 return
+            backoff = min(max(backoff * 2, 0.25), 5.0) if outcome == _RETRY else 0.0
+
+    def _pace(self) -> None:
+        """In a burst, wait until the interval is up, or a flush or close wants the commit now.
+
+        (Waking often would cost the training loop a GIL hand-over each time.)
+        """
+        if self._retry is None and not self._pieces and self._can_wait() and self._in_a_burst():
+            self._urgent.wait(max(0.0, self._interval - (now_ms() - self._last_commit) / 1000))
+        self._urgent.clear()
+        self._flush_wanted = False
+
+    def _next_attempt(self) -> tuple[list[Op], int, bool] | None:
+        """``(batch, batch_id, retrying)`` to commit now: the failed batch again, or the next one;
+        ``None`` when there is nothing to commit and the heartbeat is not due."""
+        if self._retry is None:
+            batch, batch_id, retrying = self._next_batch(), secrets.randbits(62), False
+        else:
+            (batch, batch_id), retrying = self._retry, True
+        if not batch and now_ms() - self._last_commit < self._heartbeat_ms:
+            if self._pieces:
+                self._wake.set()
+            return None
+        # unconfirmed until committed: should the commit hang, close() spills this batch
+        self._retry = (batch, batch_id)
+        return batch, batch_id, retrying
+
+    def _attempt(self, batch: list[Op], batch_id: int, retrying: bool) -> str:
+        """Commit ``batch``; return the outcome: ``_COMMITTED``, ``_SPLIT``, ``_RETRY`` or ``_STOP``."""
+        try:
+            self._commit(batch, batch_id, retrying)
+        except Exception as e:  # noqa: BLE001 - retried, or split and the bad part set aside
+            return self._failed(batch, batch_id, e)
+        self._retry, self._error = None, None
+        if self._pieces:  # the rest of a split batch: at once, not at the next interval
+            self._wake.set()
+        return _COMMITTED
+
+    def _failed(self, batch: list[Op], batch_id: int, error: Exception) -> str:
+        """Keep a failed batch for a retry, or split it (the bad part set aside); see ``_attempt``."""
+        if isinstance(error, RunInUseError):  # another process continued the run: write no more
+            log.error("runhistory-sql: %s What is pending goes to a spill file at close().", error)
+            self._error, self._retry = error, (batch, batch_id)
+            return _STOP
+        if self._abandoned or is_transient(error) or not self._split(batch, error):
+            if self._error is None and not self._abandoned:
+                log.warning("runhistory-sql: commit failed, will retry: %s", brief(error))
+            self._error, self._retry = error, (batch, batch_id)
+            return _RETRY
+        self._retry, self._error = None, None  # the database answers
+        self._wake.set()  # go on with the first piece at once
+        return _SPLIT
+
+    def _done_with(self, batch: list[Op]) -> bool:
+        """Whether, once ``batch`` committed, the thread is done: closing, and the END is written
+        (or was set aside) with nothing of a split batch left."""
+        return self._stopping and (any(op[0] == END for op in batch) or (self._ended and not self._pieces))
 
     def _can_wait(self) -> bool:
         """Whether this commit may be put off: nobody waits on it and the interval is not up."""
