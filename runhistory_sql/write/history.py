@@ -177,7 +177,7 @@ class SQLRunHistory(RunHistory):
             )
         name = self._prefix + metric_name
         stored: Any
-        if type(metric_value) is float and metric_value:
+        if type(metric_value) is float and metric_value:  # values.queued_raw, inlined
             code, stored = w.POINT, metric_value
         else:  # zeros too: -0.0 needs a flag that only Python can set
             code, stored = w.POINT_ENC, encode(metric_value, name)
