@@ -64,7 +64,7 @@ GOOD = [("acc", 0, 0.5), ("loss", 0, 0.0), ("loss", 1, 1.0), ("loss", 2, 2.0), (
 def test_a_bad_point_is_set_aside_and_everything_else_commits(url: str) -> None:
     history = SQLRunHistory(url, run_name="poisoned")
     history.update_metric("kept", 1.0)
-    token = history._m["kept"][2]  # the bad point belongs to a series that exists
+    token = history._m["kept"].token  # the bad point belongs to a series that exists
     poison = (w.POINT_ENC, token, 1, 1, (None, None, f'"{BAD}"'), 1.0)
 
     _record_around(history, [poison])
@@ -149,7 +149,7 @@ def test_a_bad_value_still_queued_when_the_database_is_locked_goes_whole_to_the_
     history = SQLRunHistory(url, run_name="spilled")
     history.update_metric("loss", 1.0)
     assert history.flush(30)
-    token = history._m["loss"][2]
+    token = history._m["loss"].token
 
     with write_lock(url):
         history._writer.put((w.POINT_ENC, token, 1, 1, (None, None, f'"{BAD}"'), 1.0))  # type: ignore[union-attr]

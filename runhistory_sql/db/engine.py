@@ -211,32 +211,53 @@ def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwar
     :return: a new engine; the caller disposes of it
     :raises DatabaseURLError: when the URL cannot be used, with the fix in the message
     """
-    text = resolve_url(url)
-    parsed = _parse(text)
+    parsed = _parse(resolve_url(url))
     shown = mask(parsed)
     _check_supported(parsed, shown)
     given = parsed  # before a read-only URL rewrites the file's name
     if parsed.get_backend_name() == "sqlite":
-        _check_sqlite_path(parsed, shown)
-        if read_only:
-            parsed = _read_only_sqlite(parsed, shown)
-        kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
-        kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+        parsed = _sqlite_options(parsed, shown, read_only, kwargs)
     else:
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, our extra
-        # A training process holds at most 2 connections (the writer's, and one for reads at
-        # start-up), so hundreds of jobs cannot exhaust the server; dead ones are replaced.
-        kwargs.setdefault("pool_size", 1)
-        kwargs.setdefault("max_overflow", 1)
-        kwargs.setdefault("pool_pre_ping", True)
-        kwargs.setdefault("pool_recycle", 1800)
-        if parsed.get_backend_name() == "postgresql":
-            kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
-            if read_only:
-                kwargs["connect_args"]["options"] = "-c default_transaction_read_only=on"
+        parsed = _server_options(parsed, read_only, kwargs)
+    engine = _create(parsed, shown, kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_read_only_listener if read_only else _sqlite_connect_listener)
+        event.listen(engine, "begin", _sqlite_begin_listener)
+        event.listen(engine, "handle_error", _not_a_database_handler(given, shown))
+    return engine
+
+
+def _sqlite_options(parsed: URL, shown: str, read_only: bool, kwargs: dict[str, Any]) -> URL:
+    """Check the file's path and set SQLite's connect arguments in ``kwargs``; return the URL to open."""
+    _check_sqlite_path(parsed, shown)
+    if read_only:
+        parsed = _read_only_sqlite(parsed, shown)
+    kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
+    kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+    return parsed
+
+
+def _server_options(parsed: URL, read_only: bool, kwargs: dict[str, Any]) -> URL:
+    """Set a server database's pool and connect arguments in ``kwargs``; return the URL to open."""
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, our extra
+    # A training process holds at most 2 connections (the writer's, and one for reads at
+    # start-up), so hundreds of jobs cannot exhaust the server; dead ones are replaced.
+    kwargs.setdefault("pool_size", 1)
+    kwargs.setdefault("max_overflow", 1)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 1800)
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
+        if read_only:
+            kwargs["connect_args"]["options"] = "-c default_transaction_read_only=on"
+    return parsed
+
+
+def _create(parsed: URL, shown: str, kwargs: dict[str, Any]) -> Engine:
+    """``create_engine``, its failures for a dialect or driver that is missing translated."""
     try:
-        engine = create_engine(parsed, **kwargs)
+        return create_engine(parsed, **kwargs)
     except NoSuchModuleError as e:
         raise DatabaseURLError(
             f"Unknown database dialect {parsed.drivername!r} in URL {shown}. "
@@ -247,11 +268,6 @@ def make_engine(url: str | URL | None = None, *, read_only: bool = False, **kwar
             f"The driver for {shown} is not installed ({e.name}). "
             "For PostgreSQL run: pip install 'runhistory-sql[postgres]'"
         ) from e
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_read_only_listener if read_only else _sqlite_connect_listener)
-        event.listen(engine, "begin", _sqlite_begin_listener)
-        event.listen(engine, "handle_error", _not_a_database_handler(given, shown))
-    return engine
 
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")

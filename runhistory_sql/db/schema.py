@@ -44,6 +44,12 @@ experiments = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+#: Every status a run reads as: ``running`` until it is closed ``finished`` or ``failed``;
+#: ``crashed`` is never stored, it is a running run whose heartbeat went stale.
+STATUSES = ("running", "finished", "failed", "crashed")
+#: The statuses ``close()`` may store.
+END_STATUSES = ("finished", "failed")
+
 runs = Table(
     "runs",
     metadata,

@@ -35,6 +35,30 @@ def encode_float(x: float) -> Encoded:
     return (x, None, None)
 
 
+# The same decision, made on the three paths a point can take. They must agree byte for byte
+# (tests/test_encoding.py): a value is stored the same whichever path it took.
+
+def queued_raw(x: Any) -> bool:
+    """Whether ``update_metric`` queues ``x`` as it is, to be encoded by the writer: a non-zero
+    float (NaN and infinities included). Zeros are encoded at once: -0.0 needs a flag.
+
+    ``update_metric`` inlines this test (a call would cost the training loop a sixth more).
+    """
+    return type(x) is float and bool(x)
+
+
+def stored_plain(x: Any) -> bool:
+    """Whether the float column alone holds ``x``: ``encode_float(x) == (x, None, None)``."""
+    return type(x) is float and x == x and bool(x or math.copysign(1.0, x) > 0)
+
+
+def sqlite_columns(param: str) -> str:
+    """The SQLite SQL of ``value, special, value_json`` for a queued raw float bound as ``param``
+    (e.g. ``?5``), what :func:`encode_float` returns for it: SQLite binds NaN as NULL, which is
+    what :data:`SPECIAL_NAN` means; a raw float is never a zero (see :func:`queued_raw`)."""
+    return f"{param}, CASE WHEN {param} IS NULL THEN {SPECIAL_NAN} END, NULL"
+
+
 def _encode_int(value: int, metric_name: str) -> Encoded:
     try:
         return (float(value), None, None)

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +23,9 @@ from ..errors import RunInUseError
 from .points import insert_points
 from .run import inserted_id
 from ..db.schema import configs, events, metrics, points, runs, series, stages
+
+if TYPE_CHECKING:
+    from .run import RunState
 
 # Operation codes: the first element of every queued tuple. POINT carries a non-zero float (NaN
 # and infinities included); POINT_ENC anything else, already encoded as (value, special, json).
@@ -49,6 +52,20 @@ class Cursor:
     stats: dict[int, list[Any]] = field(default_factory=dict)
     #: the run's ``created_at``: points store their time as milliseconds since it
     created_ms: int = 0
+
+    @classmethod
+    def of_run(cls, state: "RunState", tokens: dict[str, int]) -> "Cursor":
+        """The cursor of a run just opened: ``state`` keys its series by metric name (to the
+        series id and the loaded values), the cursor by the history's token for that name.
+
+        :param tokens: metric name -> the history's series token, for every series of ``state``
+        :raises ValueError: ``state`` has no run row (a process that never writes)
+        """
+        if state.run_id is None:
+            raise ValueError(f"Run {state.name!r} has no row in the database: there is nothing to write to.")
+        series_ids = {tokens[name]: series_id for name, (series_id, _, _) in state.series.items()}
+        return cls(state.run_id, state.stage, state.stage_id or 0, state.rewinds, series_ids,
+                   stats=state.stats, created_ms=state.created_ms)
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "stage": self.stage, "stage_id": self.stage_id,

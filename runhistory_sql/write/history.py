@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,15 @@ from ..db.clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
 from ..db.engine import make_engine, mask
 from ..errors import RunHistorySQLError, unreachable
 from ..db.migrate import ensure_schema, wait_for_schema
+from ..db.schema import END_STATUSES
 from .rank import world_process_index
+from .mirror import Series
 from .run import RunState, open_run
 from .snapshot import config_row, storable_text
 from ..db.values import encode, event_json
 
 log = logging.getLogger("runhistory_sql")
 _tokens = itertools.count(1)
-_time = time.time
 #: How long ``_increment_epoch`` waits for the epoch's points to be committed.
 EPOCH_COMMIT_TIMEOUT_S = 60.0
 #: How long ``close()`` waits for pending points by default.
@@ -109,19 +109,16 @@ class SQLRunHistory(RunHistory):
         self._in_run = False
         self.spill_path: Path | None = None
         self._writer: Writer | None = None
-        self._queue: Any = None
+        self._put_point: Any = None  # the writer's, bound once: the hot path calls it
         if writes and state.run_id is not None:
-            tokens = {self._m[name][2]: series_id for name, (series_id, _, _) in state.series.items()}
-            names = {self._m[name][2]: name for name in state.series}
-            cursor = Cursor(
-                state.run_id, state.stage, state.stage_id or 0, state.rewinds, tokens, stats=state.stats,
-                created_ms=state.created_ms,
-            )
+            tokens = {name: self._m[name].token for name in state.series}
+            names = {token: name for name, token in tokens.items()}
+            cursor = Cursor.of_run(state, tokens)
             assert origin is not None
             self._writer = Writer(
                 self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval, origin=origin, names=names,
             )
-            self._queue, self._wake, self._wake_at = self._writer.queue, self._writer.wake, self._writer.batch_size
+            self._put_point = self._writer.put_point
             if state.resumed:
                 self.log_event(
                     "resumed", host=socket.gethostname(), pid=os.getpid(), from_epoch=state.epoch,
@@ -135,26 +132,24 @@ class SQLRunHistory(RunHistory):
         self._prefix = ""
         self._epoch = state.epoch
         self._stage_used = state.stage_used
-        # the mirror: metric name -> [values, epoch marks [(epoch, first index)], token, last epoch]
-        self._m: dict[str, list[Any]] = {
-            name: [values, marks, next(_tokens), marks[-1][0] if marks else None]
-            for name, (_, values, marks) in state.series.items()
+        self._m: dict[str, Series] = {
+            name: Series(values, marks, next(_tokens)) for name, (_, values, marks) in state.series.items()
         }
 
     # -- reads: always from the mirror ------------------------------------------------
 
     def get_metric_names(self) -> set[str]:
-        return {name for name, entry in self._m.items() if entry[0]}
+        return {name for name, entry in self._m.items() if entry.values}
 
     def get_metric_values(self, metric_name: str) -> list[Any]:
         entry = self._m.get(metric_name)
-        return list(entry[0]) if entry is not None else []
+        return list(entry.values) if entry is not None else []
 
     def get_latest_metric(self, metric_name: str) -> Any:
         entry = self._m.get(metric_name)
-        if entry is None or not entry[0]:
+        if entry is None or not entry.values:
             raise ValueError(f"No values have been recorded for the metric {metric_name}")
-        return entry[0][-1]
+        return entry.values[-1]
 
     @property
     def metric_name_prefix(self) -> str:
@@ -182,29 +177,26 @@ class SQLRunHistory(RunHistory):
             )
         name = self._prefix + metric_name
         stored: Any
-        if type(metric_value) is float and metric_value:
+        if type(metric_value) is float and metric_value:  # values.queued_raw, inlined
             code, stored = w.POINT, metric_value
         else:  # zeros too: -0.0 needs a flag that only Python can set
             code, stored = w.POINT_ENC, encode(metric_value, name)
         entry = self._m.get(name)
         if entry is None:
             entry = self._start_series(name)
-        values, epoch = entry[0], self._epoch
+        values, epoch = entry.values, self._epoch
         seq = len(values)
-        if entry[3] != epoch:
-            entry[1].append((epoch, seq))
-            entry[3] = epoch
+        if entry.last_epoch != epoch:
+            entry.marks.append((epoch, seq))
+            entry.last_epoch = epoch
         values.append(metric_value)
-        queue = self._queue
-        if queue is not None:
-            queue.append((code, entry[2], seq, epoch, stored, _time()))
-            if len(queue) == self._wake_at:  # once per crossing: waking costs a GIL hand-over
-                self._wake()
+        if self._put_point is not None:
+            self._put_point(code, entry.token, seq, epoch, stored)
 
-    def _start_series(self, name: str) -> list[Any]:
+    def _start_series(self, name: str) -> Series:
         check_name("metric name", name)  # once per name and stage: not on the hot path
         token = next(_tokens)
-        self._m[name] = entry = [[], [], token, None]
+        self._m[name] = entry = Series([], [], token)
         self._stage_used = True
         self._put((w.SERIES, token, name))
         return entry
@@ -212,10 +204,10 @@ class SQLRunHistory(RunHistory):
     def delete_metric(self, metric_name: str) -> None:
         self._check_open()
         entry = self._m.get(metric_name)
-        if entry is None or not entry[0]:
+        if entry is None or not entry.values:
             raise KeyError(metric_name)
         del self._m[metric_name]
-        self._put((w.DELETE, entry[2]))
+        self._put((w.DELETE, entry.token))
 
     def reset(self) -> None:
         """Start a new stage of the run: the mirror is cleared, the epoch is 1 again.
@@ -250,7 +242,7 @@ class SQLRunHistory(RunHistory):
         if epoch < 0:
             raise ValueError(f"The epoch must be a non-negative int, not {epoch!r}.")
         for entry in self._m.values():
-            _truncate(entry, epoch)
+            entry.truncate(epoch)
         self._epoch = epoch
         self._put((w.REWIND, epoch, now_ms()))
         # rare (once per resume): commit now, so no superseded point lingers in v_metrics
@@ -335,7 +327,13 @@ class SQLRunHistory(RunHistory):
         :param timeout: how long to wait for the database, in seconds (``None``: for ever); a
             commit still in flight then gets up to 5 s more
         :return: ``None``, or the path of the spill file
+        :raises ValueError: ``status`` is not one ``close()`` may store
         """
+        if status not in END_STATUSES:
+            raise ValueError(
+                f"A run is closed 'finished' or 'failed', not {status!r}: close(status='failed') marks a "
+                "run that went wrong."
+            )
         return self._close(status, timeout, IN_FLIGHT_S)
 
     def _close(self, status: str, timeout: float | None, grace: float) -> Path | None:
@@ -348,17 +346,10 @@ class SQLRunHistory(RunHistory):
                 self.spill_path = self._writer.close(status, timeout, grace=grace)
         finally:
             self._engine.dispose()
-        if self.spill_path is not None:
-            print(f"runhistory-sql: {self._unwritten_because()}; pending points saved to {self.spill_path}. "
+        if self.spill_path is not None and self._writer is not None:
+            print(f"runhistory-sql: {self._writer.unwritten_because}; pending points saved to {self.spill_path}. "
                   f"Load them with: runhistory-sql import-spill {self.spill_path}", file=sys.stderr)
         return self.spill_path
-
-    def _unwritten_because(self) -> str:
-        """Why points were left for the spill file, for its one-line announcement."""
-        if self._writer is not None and self._writer.taken_over:
-            return "another process continued this run, so nothing more of this one was written"
-        text = self._writer.last_error_text if self._writer is not None else ""
-        return f"the database was unreachable ({text})" if text else "the database was unreachable"
 
     def close_at_exit(self, exit_code: Any, error: BaseException | None, *, signalled: bool = False) -> None:
         """Close at the end of the process: ``failed`` after an uncaught exception, a non-zero
@@ -369,21 +360,19 @@ class SQLRunHistory(RunHistory):
         """
         if self._closed:
             return
-        if error is not None:
-            self._log_escaped("exception", **lifecycle.describe(error))
-        elif exit_code not in (None, 0):
-            self._log_escaped("exit", code=exit_code if isinstance(exit_code, int) else str(exit_code))
+        escaped = lifecycle.exit_event(exit_code, error)
+        if escaped is not None:
+            self._log_escaped(*escaped)
         elif self._in_run:
             self.log_event("interrupted", reason="the process ended during a training or evaluation run")
-        failed = error is not None or exit_code not in (None, 0) or self._in_run
-        status = "failed" if failed else "finished"
+        status = "failed" if escaped is not None or self._in_run else "finished"
         if signalled:  # preemption: a grace period of seconds, not the minute close() may wait
             grace = min(TERM_GRACE_S, self._term_timeout)
             self._close(status, self._term_timeout - grace, grace)
         else:
             self.close(status)
 
-    def _log_escaped(self, kind: str, **payload: Any) -> None:
+    def _log_escaped(self, kind: str, payload: dict[str, Any]) -> None:
         """``log_event`` for text the user did not choose (an error message): a lone surrogate in
         it is stored escaped, never refused, so that the run is still closed."""
         self.log_event(kind, **{k: storable_text(v) if isinstance(v, str) else v for k, v in payload.items()})
@@ -400,12 +389,3 @@ class SQLRunHistory(RunHistory):
     def __repr__(self) -> str:
         return f"SQLRunHistory({self.url!r}, experiment={self.experiment!r}, run_name={self.run_name!r})"
 
-
-def _truncate(entry: list[Any], epoch: int) -> None:
-    """Drop a mirror entry's values recorded at ``epoch`` or later."""
-    values, marks = entry[0], entry[1]
-    keep = next((i for i, (e, _) in enumerate(marks) if e >= epoch), len(marks))
-    if keep < len(marks):
-        del values[marks[keep][1]:]
-        del marks[keep:]
-        entry[3] = marks[-1][0] if marks else None

@@ -64,6 +64,16 @@ def describe(error: BaseException) -> dict[str, Any]:
     }
 
 
+def exit_event(exit_code: Any, error: BaseException | None) -> tuple[str, dict[str, Any]] | None:
+    """The event that says why a process ends badly: ``exception`` after an uncaught exception,
+    ``exit`` after a non-zero exit code; ``None`` when it ends well."""
+    if error is not None:
+        return "exception", describe(error)
+    if exit_code not in (None, 0):
+        return "exit", {"code": exit_code if isinstance(exit_code, int) else str(exit_code)}
+    return None
+
+
 def _install() -> None:
     global _installed
     if _installed:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from functools import partial
 from itertools import compress, filterfalse, groupby
-from math import copysign, isnan
+from math import isnan
 from operator import is_not, itemgetter, not_
 from typing import Any, Sequence
 
 from sqlalchemy import Connection
 
 from ..db.engine import placeholder
-from ..db.values import encode_float
+from ..db.values import encode_float, sqlite_columns, stored_plain
 
 Op = tuple[Any, ...]
 #: points converted per slice; between slices the writer yields the GIL to the training loop
@@ -31,8 +31,8 @@ _NOT_NONE = partial(is_not, None)
 _PLAIN_SQLITE = (
     f"INSERT INTO points ({POINT_COLUMNS}) "
     # the queued tuple is bound as it is: ?2 token, ?3 seq, ?4 epoch, ?5 value, ?6 time in s;
-    # SQLite binds NaN as NULL, which is what `special` 1 means; times are ms since the run began
-    "{select} 0, ?3, ?4, ?5, CASE WHEN ?5 IS NULL THEN 1 END, NULL, CAST(?6 * 1000 AS INTEGER) - {created}{rest}"
+    # (value, special, value_json) as values.sqlite_columns says; times are ms since the run began
+    "{select} 0, ?3, ?4, " + sqlite_columns("?5") + ", CAST(?6 * 1000 AS INTEGER) - {created}{rest}"
 )
 #: up to this many series in a slice, their ids come from a CASE on the token (a third faster
 #: than a join with the token table, and than binding whole rows); beyond it, from the join
@@ -72,7 +72,7 @@ def _rows(ops: Sequence[Op], ids: dict[int, int], created: int) -> list[tuple[An
     """Point rows of queued points of any kind (floats encoded here, in one comprehension)."""
     return [
         (ids[t], 0, s, e, v, None, None, int(a * 1000) - created)
-        if type(v) is float and v == v and (v or copysign(1.0, v) > 0)
+        if stored_plain(v)
         else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000) - created)
         for _, t, s, e, v, a in ops
     ]

@@ -164,36 +164,49 @@ def open_run(
     if name is None:
         name = generate_run_name()
     if not writer:
-        if not readable:  # an empty database: the writing process has not created it yet
-            if resume == "must":
-                raise _not_found(experiment, name)
-            return RunState(None, name, experiment)
-        with engine.connect() as conn:
-            row = _find(conn, experiment, name)
-            if row is None and resume == "must":
-                raise _not_found(experiment, name)
-            return _load(conn, row) if row is not None and resume != "never" else RunState(None, name, experiment)
+        return _open_to_read(engine, experiment, name, resume, readable)
     for _attempt in range(2):
         try:
             with writer_engine(engine).begin() as conn:
-                row = _find(conn, experiment, name, lock=True)
-                if row is None:
-                    if resume == "must":
-                        raise _not_found(experiment, name)
-                    return _create(conn, experiment, name, tags, stale_after_ms)
-                if resume == "never":
-                    raise RunExistsError(
-                        f"Run {name!r} already exists in experiment {experiment!r}. To continue "
-                        "it pass resume='allow' (or 'must'); to start a new run pick another run_name."
-                    )
-                _claim(conn, row, held_here, stale_after_ms)
-                state = _load(conn, row)
-                state.resumed = True
-                state.previous_status = "crashed" if row.status == "running" else row.status
-                return state
+                return _open_to_write(conn, experiment, name, resume, tags, held_here, stale_after_ms)
         except IntegrityError:
             continue  # another process created the same name between our look and our insert
     raise RunExistsError(f"Run {name!r} in experiment {experiment!r} was created concurrently.")
+
+
+def _open_to_read(engine: Engine, experiment: str, name: str, resume: str, readable: bool) -> RunState:
+    """The run as a process that never writes sees it: loaded if it exists and may be continued."""
+    if not readable:  # an empty database: the writing process has not created it yet
+        if resume == "must":
+            raise _not_found(experiment, name)
+        return RunState(None, name, experiment)
+    with engine.connect() as conn:
+        row = _find(conn, experiment, name)
+        if row is None and resume == "must":
+            raise _not_found(experiment, name)
+        return _load(conn, row) if row is not None and resume != "never" else RunState(None, name, experiment)
+
+
+def _open_to_write(
+    conn: Connection, experiment: str, name: str, resume: str, tags: dict[str, Any],
+    held_here: Collection[str], stale_after_ms: int,
+) -> RunState:
+    """Create the run, or claim and load it, in the caller's transaction."""
+    row = _find(conn, experiment, name, lock=True)
+    if row is None:
+        if resume == "must":
+            raise _not_found(experiment, name)
+        return _create(conn, experiment, name, tags, stale_after_ms)
+    if resume == "never":
+        raise RunExistsError(
+            f"Run {name!r} already exists in experiment {experiment!r}. To continue "
+            "it pass resume='allow' (or 'must'); to start a new run pick another run_name."
+        )
+    _claim(conn, row, held_here, stale_after_ms)
+    state = _load(conn, row)
+    state.resumed = True
+    state.previous_status = "crashed" if row.status == "running" else row.status
+    return state
 
 
 def _not_found(experiment: str, name: str) -> RunNotFoundError:

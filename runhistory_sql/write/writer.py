@@ -10,7 +10,6 @@ else commits, in order. What still cannot be committed at ``close()`` goes to a 
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -25,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from . import spill
+from . import oplines, spill
 from .batch import DELETE, END, FLUSH, POINT, POINT_ENC, SERIES, Cursor, Op, apply_batch, batch_landed
 from ..db.clock import HEARTBEAT_S, now_ms
 from ..db.engine import writer_engine
@@ -33,6 +32,7 @@ from ..errors import RunInUseError, brief
 from .setaside import SetAside, is_transient
 
 log = logging.getLogger("runhistory_sql")
+_time = time.time
 
 #: How often a waiting ``flush()`` looks at the writer thread's health.
 _POLL_S = 0.05
@@ -41,6 +41,10 @@ _BURST_PROBE_S = 0.002
 _BURST_OPS = 200
 #: How long ``close()`` lets an attempt in flight end once it has stopped waiting, by default.
 IN_FLIGHT_S = 5.0
+#: The kind and format of an overflow file (:mod:`oplines`): operations the writer moved out of memory.
+OVERFLOW_KIND, OVERFLOW_FORMAT = "overflow", 1
+#: What one commit attempt came to (see ``Writer._attempt``)
+_COMMITTED, _SPLIT, _RETRY, _STOP = "committed", "split", "retry", "stop"
 
 
 class Writer:
@@ -102,9 +106,15 @@ class Writer:
         if len(self.queue) == self.batch_size:
             self._wake.set()
 
-    def wake(self) -> None:
-        """Have the thread commit now rather than at the end of its interval."""
-        self._wake.set()
+    def put_point(self, code: int, token: int, seq: int, epoch: int, value: Any) -> None:
+        """Queue one point, stamped with the time now (the training loop's hot path).
+
+        :param code: ``POINT`` for a non-zero float ``value``, ``POINT_ENC`` for an encoded triple
+        """
+        queue = self.queue
+        queue.append((code, token, seq, epoch, value, _time()))
+        if len(queue) == self.batch_size:  # once per crossing: waking costs a GIL hand-over
+            self._wake.set()
 
     def flush(self, timeout: float | None = None, *, give_up_on_error: bool = False) -> bool:
         """Commit everything queued so far; return whether that happened within ``timeout``.
@@ -167,6 +177,14 @@ class Writer:
         return isinstance(self._error, RunInUseError)
 
     @property
+    def unwritten_because(self) -> str:
+        """Why operations were left for the spill file, for its one-line announcement."""
+        if self.taken_over:
+            return "another process continued this run, so nothing more of this one was written"
+        text = self.last_error_text
+        return f"the database was unreachable ({text})" if text else "the database was unreachable"
+
+    @property
     def last_error_text(self) -> str:
         """The first line of the last commit error, for one-line messages."""
         return brief(self._error)
@@ -182,43 +200,70 @@ class Writer:
                 return
             if len(self.queue) > self.max_queue:  # far behind (or failing): bound the memory
                 self._overflow_to_disk()
-            if self._retry is None and not self._pieces and self._can_wait() and self._in_a_burst():
-                # Let the burst run: commit when the interval is up, or at once on a flush.
-                # (Waking often would cost the training loop a GIL hand-over each time.)
-                self._urgent.wait(max(0.0, self._interval - (now_ms() - self._last_commit) / 1000))
-            self._urgent.clear()
-            self._flush_wanted = False
-            if self._retry is None:
-                batch, batch_id, retrying = self._next_batch(), secrets.randbits(62), False
-            else:
-                (batch, batch_id), retrying = self._retry, True
-            if not batch and now_ms() - self._last_commit < self._heartbeat_ms:
-                if self._pieces:
-                    self._wake.set()
+            self._pace()
+            attempt = self._next_attempt()
+            if attempt is None:
                 continue
-            # unconfirmed until committed: should the commit hang, close() spills this batch
-            self._retry = (batch, batch_id)
-            try:
-                self._commit(batch, batch_id, retrying)
-            except Exception as e:  # noqa: BLE001 - retried, or split and the bad part set aside
-                if isinstance(e, RunInUseError):  # another process continued the run: write no more
-                    log.error("runhistory-sql: %s What is pending goes to a spill file at close().", e)
-                    self._error, self._retry = e, (batch, batch_id)
-                    return
-                if self._abandoned or is_transient(e) or not self._split(batch, e):
-                    if self._error is None and not self._abandoned:
-                        log.warning("runhistory-sql: commit failed, will retry: %s", brief(e))
-                    self._error, self._retry = e, (batch, batch_id)
-                    backoff = min(max(backoff * 2, 0.25), 5.0)
-                    continue
-                self._retry, self._error, backoff = None, None, 0.0  # the database answers
-                self._wake.set()  # go on with the first piece at once
-                continue
-            self._retry, self._error, backoff = None, None, 0.0
-            if self._pieces:  # the rest of a split batch: at once, not at the next interval
-                self._wake.set()
-            if self._stopping and (any(op[0] == END for op in batch) or (self._ended and not self._pieces)):
+            outcome = self._attempt(*attempt)
+            if outcome == _STOP or (outcome == _COMMITTED and self._done_with(attempt[0])):
                 return
+            backoff = min(max(backoff * 2, 0.25), 5.0) if outcome == _RETRY else 0.0
+
+    def _pace(self) -> None:
+        """In a burst, wait until the interval is up, or a flush or close wants the commit now.
+
+        (Waking often would cost the training loop a GIL hand-over each time.)
+        """
+        if self._retry is None and not self._pieces and self._can_wait() and self._in_a_burst():
+            self._urgent.wait(max(0.0, self._interval - (now_ms() - self._last_commit) / 1000))
+        self._urgent.clear()
+        self._flush_wanted = False
+
+    def _next_attempt(self) -> tuple[list[Op], int, bool] | None:
+        """``(batch, batch_id, retrying)`` to commit now: the failed batch again, or the next one;
+        ``None`` when there is nothing to commit and the heartbeat is not due."""
+        if self._retry is None:
+            batch, batch_id, retrying = self._next_batch(), secrets.randbits(62), False
+        else:
+            (batch, batch_id), retrying = self._retry, True
+        if not batch and now_ms() - self._last_commit < self._heartbeat_ms:
+            if self._pieces:
+                self._wake.set()
+            return None
+        # unconfirmed until committed: should the commit hang, close() spills this batch
+        self._retry = (batch, batch_id)
+        return batch, batch_id, retrying
+
+    def _attempt(self, batch: list[Op], batch_id: int, retrying: bool) -> str:
+        """Commit ``batch``; return the outcome: ``_COMMITTED``, ``_SPLIT``, ``_RETRY`` or ``_STOP``."""
+        try:
+            self._commit(batch, batch_id, retrying)
+        except Exception as e:  # noqa: BLE001 - retried, or split and the bad part set aside
+            return self._failed(batch, batch_id, e)
+        self._retry, self._error = None, None
+        if self._pieces:  # the rest of a split batch: at once, not at the next interval
+            self._wake.set()
+        return _COMMITTED
+
+    def _failed(self, batch: list[Op], batch_id: int, error: Exception) -> str:
+        """Keep a failed batch for a retry, or split it (the bad part set aside); see ``_attempt``."""
+        if isinstance(error, RunInUseError):  # another process continued the run: write no more
+            log.error("runhistory-sql: %s What is pending goes to a spill file at close().", error)
+            self._error, self._retry = error, (batch, batch_id)
+            return _STOP
+        if self._abandoned or is_transient(error) or not self._split(batch, error):
+            if self._error is None and not self._abandoned:
+                log.warning("runhistory-sql: commit failed, will retry: %s", brief(error))
+            self._error, self._retry = error, (batch, batch_id)
+            return _RETRY
+        self._retry, self._error = None, None  # the database answers
+        self._wake.set()  # go on with the first piece at once
+        return _SPLIT
+
+    def _done_with(self, batch: list[Op]) -> bool:
+        """Whether, once ``batch`` committed, the thread is done: closing, and the END is written
+        (or was set aside) with nothing of a split batch left."""
+        return self._stopping and (any(op[0] == END for op in batch) or (self._ended and not self._pieces))
 
     def _can_wait(self) -> bool:
         """Whether this commit may be put off: nobody waits on it and the interval is not up."""
@@ -313,7 +358,8 @@ class _Abandoned(Exception):
 
 
 class _Overflow:
-    """Operations parked in a temporary JSON-lines file; flush waiters stay in memory."""
+    """Operations parked in a temporary file of :mod:`oplines` (the spill file's codec, checked
+    whole when it is read back); flush waiters stay in memory."""
 
     def __init__(self, path: Path, waiters: list[Op], count: int) -> None:
         self.path, self.waiters, self.count = path, waiters, count
@@ -321,14 +367,11 @@ class _Overflow:
     @classmethod
     def save(cls, ops: list[Op]) -> "_Overflow":
         fd, name = tempfile.mkstemp(prefix="runhistory-sql-overflow-", suffix=".jsonl")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for op in ops:
-                if op[0] != FLUSH:
-                    f.write(json.dumps(op, ensure_ascii=True) + "\n")  # ASCII: a lone surrogate cannot fail it
-        return cls(Path(name), [op for op in ops if op[0] == FLUSH], len(ops))
+        os.close(fd)
+        path = oplines.write(Path(name), {"format": OVERFLOW_FORMAT, "kind": OVERFLOW_KIND}, (op for op in ops if op[0] != FLUSH))
+        return cls(path, [op for op in ops if op[0] == FLUSH], len(ops))
 
     def load(self) -> list[Op]:
-        with self.path.open(encoding="utf-8") as f:
-            ops: list[Op] = [tuple(json.loads(line)) for line in f]
+        _, ops = oplines.read(self.path, OVERFLOW_KIND, OVERFLOW_FORMAT)
         self.path.unlink()
         return ops + self.waiters
