@@ -5,7 +5,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from sqlalchemy import create_engine, text
 

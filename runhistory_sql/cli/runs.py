@@ -5,13 +5,12 @@ from typing import Any
 
 import click
 
+from ..db.schema import STATUSES
 from ..read.models import RunListing
 from ..read.records import utc
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
 from .output import duration_text, emit, format_option
-
-STATUSES = ("running", "finished", "failed", "crashed")
 
 
 @click.command("runs")

@@ -2,7 +2,8 @@
 
 A point is *effective* when no rewind superseded it (``rev = 0``, see :mod:`.schema`); a series
 is *live* when ``delete_metric`` has not flagged it and it has effective points. The read side
-spells both rules only here (the views in the migrations spell them in SQL of their own).
+and the write side spell both rules only here (the views in the migrations spell them in SQL of
+their own).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, select
 from .engine import placeholder
 from .schema import metrics, points, series, stages
 
+#: A point that no rewind superseded.
+EFFECTIVE: ColumnElement[bool] = points.c.rev == 0
 #: A series that is neither deleted nor empty.
 LIVE: ColumnElement[bool] = and_(series.c.deleted.is_(False), series.c.n_points > 0)
 #: The order in which the first series of each metric is of the latest stage that has it (keep
@@ -42,4 +45,4 @@ def live_series(*columns: Any) -> Select[Any]:
 def last_point_join() -> ColumnElement[bool]:
     """The join condition from a series to its last effective point (the effective seqs of a
     series are ``0 .. n_points - 1``, so this is one primary-key lookup)."""
-    return and_(points.c.series_id == series.c.id, points.c.rev == 0, points.c.seq == series.c.n_points - 1)
+    return and_(points.c.series_id == series.c.id, EFFECTIVE, points.c.seq == series.c.n_points - 1)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..db.effective import EFFECTIVE
 from ..db.clock import now_ms
 from ..db.engine import placeholder
 from ..errors import RunInUseError
@@ -185,7 +186,7 @@ def _rewind(conn: Connection, cur: Cursor, to_epoch: int, at: int) -> None:
     in_stage = select(series.c.id).where(series.c.stage_id == cur.stage_id)
     superseded = conn.execute(
         update(points)
-        .where(points.c.rev == 0, points.c.epoch >= to_epoch, points.c.series_id.in_(in_stage))
+        .where(EFFECTIVE, points.c.epoch >= to_epoch, points.c.series_id.in_(in_stage))
         .values(rev=cur.rewinds)
     ).rowcount
     conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds, current_epoch=to_epoch))
@@ -198,7 +199,7 @@ def _recount(conn: Connection, cur: Cursor) -> None:
     """Recompute the summaries of the current stage's series from their effective points."""
     query = (
         select(series.c.id, func.count(points.c.seq), func.min(points.c.value), func.max(points.c.value))
-        .select_from(series.outerjoin(points, and_(points.c.series_id == series.c.id, points.c.rev == 0)))
+        .select_from(series.outerjoin(points, and_(points.c.series_id == series.c.id, EFFECTIVE)))
         .where(series.c.stage_id == cur.stage_id)
         .group_by(series.c.id)
     )

@@ -11,13 +11,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Collection
 
-from sqlalchemy import Connection, CursorResult, Engine, and_, insert, select, update
+from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.clock import now_ms
-from ..db.engine import fetch_raw, placeholder, writer_engine
+from ..db.effective import effective_points
+from ..db.engine import fetch_raw, writer_engine
 from ..errors import RunExistsError, RunInUseError, RunNotFoundError
-from ..db.schema import configs, experiments, metrics, points, runs, series, stages
+from ..db.schema import configs, experiments, metrics, runs, series, stages
 from ..db.values import decode
 
 RESUME_MODES = ("never", "allow", "must")
@@ -250,8 +251,7 @@ def read_points(conn: Connection, series_id: int) -> tuple[list[Any], list[int]]
     the speed of a raw ``fetchall``.
     """
     rows = fetch_raw(
-        conn, f"SELECT value, special, value_json, epoch FROM points WHERE series_id = {placeholder(conn)} "
-        "AND rev = 0 ORDER BY seq", (series_id,),
+        conn, f"SELECT value, special, value_json, epoch {effective_points(conn)} ORDER BY seq", (series_id,),
     )
     values = [v if s is None and j is None else decode(v, s, j) for v, s, j, _ in rows]
     return values, [row[3] for row in rows]
