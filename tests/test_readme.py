@@ -95,6 +95,8 @@ def test_the_runstore_example_runs_on_the_example_database(trained_url, tmp_path
 
     assert (found["fast"].run_name, found["fast"].metrics["eval_loss_epoch"].best) == ("fast", 0.10933156311511993)
     assert (found["report"].run.run_id, len(found["report"].events)) == (3, 11)
+    assert [(c.kind, c.fields["num_epochs"]) for c in found["configs"]] == [("train", 3), ("evaluate", 1)]
+    assert [(e.epoch, e.payload["groups_unfrozen"]) for e in found["unfreezes"]] == [(3, [0])]
     assert [s.best_epoch for s in found["comparison"].metrics["eval_loss_epoch"]] == [3, 3]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["curves.png", "points.csv"]
     assert sorted(found["df"]["run_name"].unique()) == ["baseline", "fast"]

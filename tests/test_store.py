@@ -10,7 +10,7 @@ import os
 import socket
 import sys
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -33,7 +33,7 @@ from runhistory_sql.db.engine import make_engine
 from runhistory_sql.read.deletion import count_rows
 from runhistory_sql.errors import MissingExtraError
 from runhistory_sql.db.schema import VIEW_COLUMNS
-from runhistory_sql.read.models import MetricStat, Run
+from runhistory_sql.read.models import ConfigSnapshot, Event, MetricStat, Run
 from runhistory_sql.read.summaries import goal_of
 
 NAN, INF = float("nan"), float("inf")
@@ -178,8 +178,8 @@ def test_can_report_a_run_with_its_configs_events_and_metrics(trained_any):
         run = store.run(3)
 
     assert report.run == run
-    assert [(c["stage"], c["kind"], c["num_epochs"]) for c in report.configs] == [(1, "train", 2), (1, "train", 4)]
-    assert [e["kind"] for e in report.events if e["kind"] != "epoch_end"] == [
+    assert [(c.stage, c.kind, c.fields["num_epochs"]) for c in report.configs] == [(1, "train", 2), (1, "train", 4)]
+    assert [e.kind for e in report.events if e.kind != "epoch_end"] == [
         "freeze", "training_run_start", "training_run_end", "unfreeze", "training_run_start", "training_run_end"]
     assert [(s.metric, s.best, s.best_epoch) for s in report.metrics] == [
         ("eval_loss_epoch", 1.0275676250457764, 5), ("train_loss_epoch", 0.7486743927001953, 5)]
@@ -263,8 +263,8 @@ def test_summary_takes_each_metric_from_the_latest_stage_having_it_and_skips_del
 # -- configs and events ----------------------------------------------------------------------
 
 DL = {"num_workers": 2, "pin_memory": False, "worker_init_fn": "pytorch_accelerated.utils.worker_init_fn"}
-TRAIN_CONFIG = {
-    "stage": 1, "captured_at": at(10, 0, 1), "kind": "train", "num_epochs": 3, "train_per_device_batch_size": 32,
+TRAIN_FIELDS = {
+    "num_epochs": 3, "train_per_device_batch_size": 32,
     "train_dl_kwargs": {**DL, "shuffle": True, "batch_size": 32}, "eval_per_device_batch_size": 32,
     "eval_dl_kwargs": {**DL, "shuffle": False, "batch_size": 32}, "gradient_accumulation_steps": 1,
     "gradient_clip_value": None, "train_total_batch_size": 32, "eval_total_batch_size": 32,
@@ -272,12 +272,14 @@ TRAIN_CONFIG = {
     "is_local_process_zero": True, "is_world_process_zero": True, "is_distributed": False,
     "mixed_precision": "no", "num_processes": 1,
 }
-BASELINE_CONFIGS = [TRAIN_CONFIG, {
-    **TRAIN_CONFIG, "stage": 2, "captured_at": at(10, 0, 2), "kind": "evaluate", "num_epochs": 1,
-    "eval_per_device_batch_size": 64, "eval_dl_kwargs": {**DL, "shuffle": False, "batch_size": 64},
-    "eval_total_batch_size": 64, "num_update_steps_per_epoch": 0, "num_local_update_steps_per_epoch": 0,
-    "max_num_train_steps": 1,
-}]
+BASELINE_CONFIGS = [
+    ConfigSnapshot(1, "train", at(10, 0, 1), TRAIN_FIELDS),
+    ConfigSnapshot(2, "evaluate", at(10, 0, 2), {
+        **TRAIN_FIELDS, "num_epochs": 1, "eval_per_device_batch_size": 64,
+        "eval_dl_kwargs": {**DL, "shuffle": False, "batch_size": 64}, "eval_total_batch_size": 64,
+        "num_update_steps_per_epoch": 0, "num_local_update_steps_per_epoch": 0, "max_num_train_steps": 1,
+    }),
+]
 
 
 def test_can_read_the_config_snapshots_of_a_run(trained_any):
@@ -285,19 +287,32 @@ def test_can_read_the_config_snapshots_of_a_run(trained_any):
         configs = store.configs("baseline")
 
     assert configs == BASELINE_CONFIGS
-    assert [tuple(c) for c in configs] == [VIEW_COLUMNS["v_configs"][1:]] * 2  # v_configs' order
-    assert all(type(c["is_distributed"]) is bool for c in configs)
+    assert [tuple(c.fields) for c in configs] == [VIEW_COLUMNS["v_configs"][4:]] * 2  # v_configs' order
+    assert all(type(c.fields["is_distributed"]) is bool for c in configs)
 
 
 def test_configs_of_a_run_trained_twice_in_one_stage(trained_any):
     with RunStore(trained_any) as store:
         configs = store.configs("finetune")
 
-    assert [(c["stage"], c["kind"], c["num_epochs"], c["max_num_train_steps"], c["captured_at"]) for c in configs] == [
+    assert [(c.stage, c.kind, c.fields["num_epochs"], c.fields["max_num_train_steps"], c.captured_at) for c in configs] == [
         (1, "train", 2, 33, at(12, 0, 1)), (1, "train", 4, 65, at(12, 0, 2)),
     ]
 
 
+def test_configs_and_events_are_typed_with_utc_times(trained_any):
+    with RunStore(trained_any) as store:
+        (snapshot, _), events = store.configs("baseline"), store.events("finetune")
+
+    assert type(snapshot) is ConfigSnapshot and {type(e) for e in events} == {Event}
+    assert [f.name for f in fields(ConfigSnapshot)] == ["stage", "kind", "captured_at", "fields"]
+    assert [f.name for f in fields(Event)] == ["event_id", "stage", "epoch", "kind", "recorded_at", "payload"]
+    assert (snapshot.captured_at.tzinfo, snapshot.captured_at.utcoffset()) == (timezone.utc, timedelta(0))
+    assert {(e.recorded_at.tzinfo, e.recorded_at.utcoffset()) for e in events} == {(timezone.utc, timedelta(0))}
+    assert events[0].recorded_at.isoformat() == "2026-11-01T12:00:01+00:00"
+
+
+FINETUNE_FIRST_EVENT, RESUMED_EVENT = 13, 28  # v_events.event_id in the trained runs
 FREEZE = {
     "call": "freeze", "args": {"from_index": 0, "to_index": 0, "set_modules_as_eval": False},
     "groups_frozen": [0], "groups_unfrozen": [], "params_frozen": 2, "numel_frozen": 288, "params_unfrozen": 0,
@@ -310,13 +325,14 @@ def test_can_read_the_events_of_a_run_in_order(trained_any):
     with RunStore(trained_any) as store:
         events = store.events("finetune")
 
-    assert events[0] == {"stage": 1, "epoch": 1, "kind": "freeze", "recorded_at": at(12, 0, 1), "payload": FREEZE}
-    assert [(e["epoch"], e["kind"], e["payload"].get("epoch")) for e in events] == [
+    assert events[0] == Event(FINETUNE_FIRST_EVENT, 1, 1, "freeze", at(12, 0, 1), FREEZE)
+    assert [e.event_id for e in events] == list(range(FINETUNE_FIRST_EVENT, FINETUNE_FIRST_EVENT + 11))
+    assert [(e.epoch, e.kind, e.payload.get("epoch")) for e in events] == [
         (1, "freeze", None), (1, "training_run_start", None), (1, "epoch_end", 1), (2, "epoch_end", 2),
         (3, "training_run_end", 3), (3, "unfreeze", None), (3, "training_run_start", None),
         (3, "epoch_end", 3), (4, "epoch_end", 4), (5, "epoch_end", 5), (6, "training_run_end", 6),
     ]
-    assert [e["recorded_at"] for e in events] == [at(12, 0, s) for s in range(1, 12)]
+    assert [e.recorded_at for e in events] == [at(12, 0, s) for s in range(1, 12)]
 
 
 def test_can_read_the_events_of_one_kind(trained_any):
@@ -324,10 +340,10 @@ def test_can_read_the_events_of_one_kind(trained_any):
         resumed = store.events("resumed", kind="resumed")
         none = store.events("baseline", "freeze")
 
-    assert resumed == [{
-        "stage": 1, "epoch": 3, "kind": "resumed", "recorded_at": at(13, 0, 5),
-        "payload": {"host": "trainer-1", "pid": 4242, "from_epoch": 3, "stage": 1, "previous_status": "finished"},
-    }]
+    assert resumed == [Event(
+        RESUMED_EVENT, 1, 3, "resumed", at(13, 0, 5),
+        {"host": "trainer-1", "pid": 4242, "from_epoch": 3, "stage": 1, "previous_status": "finished"},
+    )]
     assert none == []
 
 
@@ -338,7 +354,7 @@ def test_events_of_the_same_millisecond_keep_the_order_they_were_recorded_in(url
     execute(url, "UPDATE events SET recorded_at = 1793527200000")
 
     with RunStore(url) as store:
-        events = [(e["kind"], e["payload"], e["recorded_at"]) for e in store.events("busy")]
+        events = [(e.kind, e.payload, e.recorded_at) for e in store.events("busy")]
 
     same_time = at(10, 0, 0)
     assert events == [

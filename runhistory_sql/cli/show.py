@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import click
 
 from .describe import describe_event
-from ..read.models import MetricStat, Run, RunReport
+from ..read.models import ConfigSnapshot, Event, MetricStat, Run, RunReport
 from ..read.records import flat_config
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
@@ -53,10 +53,22 @@ def _stat(stat: MetricStat) -> dict[str, Any]:
     return {column: getattr(stat, column) for column in SUMMARY_COLUMNS}
 
 
+def _config(snapshot: ConfigSnapshot) -> dict[str, Any]:
+    # the v_configs columns in their order, as the JSON has always had them
+    return {"stage": snapshot.stage, "captured_at": snapshot.captured_at, "kind": snapshot.kind, **snapshot.fields}
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {
+        "stage": event.stage, "epoch": event.epoch, "kind": event.kind, "recorded_at": event.recorded_at,
+        "payload": event.payload,
+    }
+
+
 def _structure(report: RunReport) -> dict[str, Any]:
     run = report.run
     stages = [
-        {"stage": stage, "configs": [c for c in report.configs if c["stage"] == stage]}
+        {"stage": stage, "configs": [_config(c) for c in report.configs if c.stage == stage]}
         for stage in range(1, run.num_stages + 1)
     ]
     return {
@@ -67,7 +79,7 @@ def _structure(report: RunReport) -> dict[str, Any]:
             "current_epoch": run.current_epoch, "tags": run.tags,
         },
         "stages": stages,
-        "events": report.events,
+        "events": [_event(e) for e in report.events],
         "metrics": [_stat(s) for s in report.metrics],
     }
 
@@ -84,28 +96,28 @@ def _print_run(run: Run) -> None:
     click.echo("\n".join(lines))
 
 
-def _print_configs(configs: Sequence[dict[str, Any]], stages: int) -> None:
+def _print_configs(configs: Sequence[ConfigSnapshot], stages: int) -> None:
     click.echo()
     if not configs:
         click.echo(f"Stages: {stages}; no config snapshots (RunTrackingCallback records them).")
         return
-    headers = [f"stage {c['stage']}\n{c['kind']}" for c in configs]
-    flat = [flat_config(c) for c in configs]
-    rows = [["captured_at", *(c["captured_at"] for c in configs)]]
+    headers = [f"stage {c.stage}\n{c.kind}" for c in configs]
+    flat = [flat_config(c.fields) for c in configs]
+    rows: list[list[Any]] = [["captured_at", *(c.captured_at for c in configs)]]
     rows += [[name, *(f[name] for f in flat)] for name in flat[0] if any(f.get(name) is not None for f in flat)]
     heading("Stages and their configs")
     print_table(["field", *headers], rows)
 
 
-def _print_events(events: Sequence[dict[str, Any]]) -> None:
-    shown = [e for e in events if e["kind"] not in QUIET_EVENTS]
+def _print_events(events: Sequence[Event]) -> None:
+    shown = [e for e in events if e.kind not in QUIET_EVENTS]
     hidden = len(events) - len(shown)
     click.echo()
     note = f" ({hidden} epoch_end not shown)" if hidden else ""
     if not shown:
         click.echo(f"Events: none{note}.")
         return
-    rows = [[e["recorded_at"], e["stage"], e["epoch"], e["kind"], describe_event(e["kind"], e["payload"])] for e in shown]
+    rows = [[e.recorded_at, e.stage, e.epoch, e.kind, describe_event(e.kind, e.payload)] for e in shown]
     heading(f"Events{note}")
     print_table(["time", "stage", "epoch", "kind", "detail"], rows)
 

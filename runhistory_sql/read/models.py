@@ -1,6 +1,5 @@
 """What the read side returns: one type per concept (a run, a metric's stats, a run's report,
-a comparison of runs). Times are timezone-aware UTC ``datetime``; config snapshots and events are
-dicts (see :func:`~runhistory_sql.read.records.read_configs` and ``read_events``)."""
+a comparison of runs, a config snapshot, an event). Times are timezone-aware UTC ``datetime``."""
 from __future__ import annotations
 
 import datetime as dt
@@ -67,6 +66,43 @@ class Run:
 
 
 @dataclass(frozen=True)
+class ConfigSnapshot:
+    """The ``TrainerRunConfig`` of one ``train()`` or ``evaluate()`` call (a ``v_configs`` row).
+
+    Example::
+
+        snapshot.kind, snapshot.fields["num_epochs"], snapshot.fields["train_dl_kwargs"]["batch_size"]
+    """
+
+    #: the stage (1 = the first ``train()``) the call was made in
+    stage: int
+    #: ``"train"`` or ``"evaluate"``
+    kind: str
+    captured_at: dt.datetime
+    #: the ``TrainerRunConfig`` fields in ``v_configs`` order (see
+    #: :data:`~runhistory_sql.read.records.CONFIG_FIELDS`), the dataloader kwargs decoded to dicts
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened in a run (a ``v_events`` row): freeze/unfreeze, resume, stop,
+    an error, an epoch's end or an event of the user's (``SQLRunHistory.log_event``)."""
+
+    #: the event's id: orders events, also those recorded in the same millisecond
+    event_id: int
+    #: the stage it happened in; ``None`` when it happened before the run had one
+    stage: int | None
+    #: the epoch it happened in; ``None`` when it belongs to no epoch
+    epoch: int | None
+    #: e.g. ``"freeze"``, ``"resumed"``, ``"epoch_end"``
+    kind: str
+    recorded_at: dt.datetime
+    #: the decoded JSON payload
+    payload: Any
+
+
+@dataclass(frozen=True)
 class RunListing:
     """The runs, and the metrics shown for each with the goal they are ranked by."""
 
@@ -80,9 +116,9 @@ class RunReport:
 
     run: Run
     #: the ``TrainerRunConfig`` snapshots, in the order they were taken
-    configs: list[dict[str, Any]]
+    configs: list[ConfigSnapshot]
     #: the events in the order they happened (``epoch_end`` too)
-    events: list[dict[str, Any]]
+    events: list[Event]
     #: each metric's stats with ``best_epoch``, ordered by name
     metrics: list[MetricStat]
 

@@ -127,7 +127,8 @@ def _load_run(
     """The curves of one run and the marks of its events."""
     run_id = record.run_id
     latest = {name: stat.stage for name, stat in record.metrics.items()}
-    events = [e for e in store.events(run_id) if e["kind"] in EVENT_STYLES and e["epoch"] is not None]
+    # (stage, epoch, kind) of the events to mark; the epoch is known
+    events = [(e.stage, e.epoch, e.kind) for e in store.events(run_id) if e.kind in EVENT_STYLES and e.epoch is not None]
     curves, marks = [], []
     for metric in metrics:
         series_stage = stage if stage is not None else latest.get(metric)
@@ -140,9 +141,9 @@ def _load_run(
         seqs, epochs = [p[0] for p in points], [p[1] for p in points]
         xs = epoch_positions(epochs) if x == "epoch" else [float(s) for s in seqs]
         curves.append(Curve(label, metric, colour, xs, ys))
-        for event in (e for e in events if e["stage"] == series_stage):
-            at = event["epoch"] - 1.0 if x == "epoch" else seq_position(seqs, epochs, event["epoch"])
-            marks.append(Mark(event["kind"], label, metric, at))
+        for _, epoch, kind in (e for e in events if e[0] == series_stage):
+            at = epoch - 1.0 if x == "epoch" else seq_position(seqs, epochs, epoch)
+            marks.append(Mark(kind, label, metric, at))
     return curves, marks
 
 

@@ -10,9 +10,10 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, RowMapping, select
 
 from ..db.schema import VIEW_COLUMNS, configs, events, stages
+from .models import ConfigSnapshot, Event
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _JSON_CONFIG_FIELDS = ("train_dl_kwargs", "eval_dl_kwargs")
@@ -25,44 +26,48 @@ def utc(ms: int | None) -> datetime | None:
     return None if ms is None else _UNIX_EPOCH + timedelta(milliseconds=ms)
 
 
-def read_configs(conn: Connection, run_id: int) -> list[dict[str, Any]]:
-    """The run's config snapshots in the order they were taken: the ``v_configs`` columns
-    without ``run_id``, ``captured_at`` a UTC ``datetime`` and the dataloader kwargs decoded."""
-    names = VIEW_COLUMNS["v_configs"][1:]
-    columns = [stages.c.idx.label("stage") if name == "stage" else configs.c[name] for name in names]
+def read_configs(conn: Connection, run_id: int) -> list[ConfigSnapshot]:
+    """The run's config snapshots in the order they were taken (``captured_at`` a UTC
+    ``datetime``, the dataloader kwargs decoded)."""
     query = (
-        select(*columns).join(stages, stages.c.id == configs.c.stage_id)
+        select(stages.c.idx.label("stage"), configs.c.kind, configs.c.captured_at, *(configs.c[n] for n in CONFIG_FIELDS))
+        .join(stages, stages.c.id == configs.c.stage_id)
         .where(configs.c.run_id == run_id).order_by(configs.c.id)
     )
-    found = []
-    for row in conn.execute(query):
-        record = dict(row._mapping)
-        record["captured_at"] = utc(record["captured_at"])
-        for name in _JSON_CONFIG_FIELDS:
-            if record[name] is not None:
-                record[name] = json.loads(record[name])
-        found.append(record)
-    return found
+    return [_snapshot(row._mapping) for row in conn.execute(query)]
 
 
-def read_events(conn: Connection, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
-    """The run's events in the order they were recorded: ``stage``, ``epoch``, ``kind``,
-    ``recorded_at`` (UTC ``datetime``) and ``payload`` (decoded JSON)."""
+def _snapshot(row: RowMapping) -> ConfigSnapshot:
+    fields = {name: row[name] for name in CONFIG_FIELDS}
+    for name in _JSON_CONFIG_FIELDS:
+        if fields[name] is not None:
+            fields[name] = json.loads(fields[name])
+    return ConfigSnapshot(row["stage"], row["kind"], _utc(row["captured_at"]), fields)
+
+
+def read_events(conn: Connection, run_id: int, kind: str | None = None) -> list[Event]:
+    """The run's events in the order they were recorded (``recorded_at`` a UTC ``datetime``,
+    the payload decoded)."""
     query = (
-        select(stages.c.idx.label("stage"), events.c.epoch, events.c.kind, events.c.recorded_at, events.c.payload)
+        select(events.c.id, stages.c.idx, events.c.epoch, events.c.kind, events.c.recorded_at, events.c.payload)
         .select_from(events.outerjoin(stages, stages.c.id == events.c.stage_id))
         .where(events.c.run_id == run_id).order_by(events.c.id)
     )
     if kind is not None:
         query = query.where(events.c.kind == kind)
     return [
-        {**row._mapping, "recorded_at": utc(row.recorded_at), "payload": json.loads(row.payload)}
-        for row in conn.execute(query)
+        Event(event_id, stage, epoch, found, _utc(at), json.loads(payload))
+        for event_id, stage, epoch, found, at, payload in conn.execute(query)
     ]
 
 
+def _utc(ms: int) -> datetime:
+    # the columns are NOT NULL: a time is always there
+    return _UNIX_EPOCH + timedelta(milliseconds=ms)
+
+
 def flat_config(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a config snapshot (as :meth:`RunStore.configs` gives it), the dataloader
+    """The fields of a config snapshot (its :attr:`~ConfigSnapshot.fields`), the dataloader
     kwargs spread into one field per key: ``train_dl_kwargs.batch_size`` and so on.
 
     Example::
@@ -83,8 +88,8 @@ def flat_config(snapshot: Mapping[str, Any]) -> dict[str, Any]:
 def config_differences(snapshots: Sequence[Mapping[str, Any] | None]) -> list[tuple[str, list[Any]]]:
     """The config fields whose values are not all the same, with the value in each snapshot.
 
-    :param snapshots: one config snapshot per run; ``None`` for a run without one (its values
-        are all ``None``)
+    :param snapshots: the :attr:`~ConfigSnapshot.fields` of one config snapshot per run;
+        ``None`` for a run without one (its values are all ``None``)
     :return: ``(field, [value per snapshot])``, in field order
     """
     flat = [flat_config(s) if s is not None else {} for s in snapshots]
@@ -98,6 +103,6 @@ def _differ(a: Any, b: Any) -> bool:
     return type(a) is not type(b) or a != b
 
 
-def latest(snapshots: Sequence[Mapping[str, Any]], kind: str = "train") -> Mapping[str, Any] | None:
+def latest(snapshots: Sequence[ConfigSnapshot], kind: str = "train") -> ConfigSnapshot | None:
     """The last snapshot of ``kind`` (``"train"`` or ``"evaluate"``), or ``None``."""
-    return next((s for s in reversed(snapshots) if s.get("kind") == kind), None)
+    return next((s for s in reversed(snapshots) if s.kind == kind), None)

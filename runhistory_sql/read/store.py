@@ -14,7 +14,7 @@ from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
 from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
 from .listing import check_metrics, key_metrics, list_runs, read_runs
-from .models import Comparison, MetricStat, Run, RunListing, RunReport
+from .models import Comparison, ConfigSnapshot, Event, MetricStat, Run, RunListing, RunReport
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
 from .records import config_differences, latest, read_configs, read_events
 from .summaries import summarize
@@ -148,11 +148,12 @@ class RunStore:
             if twice is not None:
                 raise InvalidArgumentError(f"Run {twice.run_name!r} (id {twice.run_id}) is given twice; compare different runs.")
             configs = [latest(read_configs(conn, run_id)) for run_id in ids]
+            fields = [c.fields if c is not None else None for c in configs]
             stats = [{s.metric: s for s in summarize(conn, run_id)} for run_id in ids]
         names = {metric for per_run in stats for metric in per_run}
         chosen = list(dict.fromkeys(metrics or ())) or key_metrics(names)
         check_metrics(chosen, names, "these runs")
-        return Comparison(found, config_differences(configs), {m: [per_run.get(m) for per_run in stats] for m in chosen})
+        return Comparison(found, config_differences(fields), {m: [per_run.get(m) for per_run in stats] for m in chosen})
 
     def _run(self, conn: Connection, run_id: int) -> Run:
         found = read_runs(conn, ":run_id", {"run_id": run_id})
@@ -261,9 +262,13 @@ class RunStore:
         with self._engine.connect() as conn:
             return summarize(conn, run_id, goals)
 
-    def configs(self, run: str | int, *, experiment: str | None = None) -> list[dict[str, Any]]:
-        """The run's ``TrainerRunConfig`` snapshots (``v_configs`` rows without ``run_id``), in
-        the order they were taken; ``captured_at`` a UTC ``datetime``, dataloader kwargs decoded.
+    def configs(self, run: str | int, *, experiment: str | None = None) -> list[ConfigSnapshot]:
+        """The run's ``TrainerRunConfig`` snapshots, in the order they were taken.
+
+        Example::
+
+            for snapshot in store.configs("baseline"):
+                print(snapshot.stage, snapshot.kind, snapshot.fields["num_epochs"])
 
         :raises RunNotFoundError: no such run
         """
@@ -271,9 +276,13 @@ class RunStore:
         with self._engine.connect() as conn:
             return read_configs(conn, run_id)
 
-    def events(self, run: str | int, kind: str | None = None, *, experiment: str | None = None) -> list[dict[str, Any]]:
-        """The run's events in the order they happened: dicts with ``stage``, ``epoch``, ``kind``,
-        ``recorded_at`` (UTC ``datetime``) and ``payload`` (decoded JSON).
+    def events(self, run: str | int, kind: str | None = None, *, experiment: str | None = None) -> list[Event]:
+        """The run's events in the order they happened.
+
+        Example::
+
+            for event in store.events("finetune", kind="unfreeze"):
+                print(event.epoch, event.recorded_at, event.payload["groups_unfrozen"])
 
         :param kind: only events of this kind, e.g. ``"freeze"``
         :raises RunNotFoundError: no such run
