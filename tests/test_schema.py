@@ -556,7 +556,7 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'from-wheel.db'}"
     probe = (
         "import sys, runhistory_sql\n"
-        "from runhistory_sql import migrate\n"
+        "from runhistory_sql.db import migrate\n"
         "from runhistory_sql.db.engine import make_engine\n"
         f"assert runhistory_sql.__file__.startswith({str(site)!r}), runhistory_sql.__file__\n"
         "e = make_engine(sys.argv[1]); migrate.ensure_schema(e)\n"
