@@ -20,30 +20,15 @@ from runhistory_sql import SQLRunHistory
 
 from .common import (
     EQUIVALENT_DDL, EQUIVALENT_INSERT, EXPERIMENT, METRIC, Context, Row, log, loss_curve, point_rows,
-    ratio_goal, raw_sqlite, remove_db, timed,
+    ratio_goal, raw_sqlite, remove_db,
 )
+from .ingest import recorded
 
 ROWS = {
     "2d": "ingest, a commit per epoch of 1,000 points (SQLite)",
     "2e": "ingest of a float beside an int (SQLite)",
 }
 EPOCH = 1000
-
-
-def recorded(url: str, run_name: str, body: Callable[[SQLRunHistory], None]) -> float:
-    """Seconds for ``body(history)`` and a ``flush()`` until everything is committed."""
-    history = SQLRunHistory(url, experiment=EXPERIMENT, run_name=run_name)
-    try:
-        def work() -> bool:
-            body(history)
-            return history.flush(timeout=600)
-
-        seconds, committed = timed(work)
-        if not committed:
-            raise RuntimeError(f"flush() did not commit {run_name} within 600 s")
-    finally:
-        history.close()
-    return seconds
 
 
 def per_epoch(url: str, run_name: str, path: Path, values: list[float]) -> tuple[float, float]:

@@ -9,6 +9,7 @@ The last run ingested here (one metric of N points) is kept for the read and sto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from runhistory_sql import SQLRunHistory
@@ -34,23 +35,31 @@ class LongRun:
         return f"sqlite:///{self.path}"
 
 
-def ingest(url: str, run_name: str, values: list[float]) -> float:
-    """Record ``values`` with ``update_metric`` and wait until all are committed; return seconds."""
+def recorded(url: str, run_name: str, body: Callable[[SQLRunHistory], None]) -> float:
+    """Seconds for ``body(history)`` and a ``flush()`` until everything is committed."""
     history = SQLRunHistory(url, experiment=EXPERIMENT, run_name=run_name)
     try:
-        update = history.update_metric
-
         def work() -> bool:
-            for v in values:
-                update(METRIC, v)
+            body(history)
             return history.flush(timeout=600)
 
         seconds, committed = timed(work)
         if not committed:
-            raise RuntimeError(f"flush() did not commit {len(values):,} points within 600 s")
+            raise RuntimeError(f"flush() did not commit {run_name} within 600 s")
     finally:
         history.close()
     return seconds
+
+
+def ingest(url: str, run_name: str, values: list[float]) -> float:
+    """Record ``values`` with ``update_metric`` and wait until all are committed; return seconds."""
+
+    def body(history: SQLRunHistory) -> None:
+        update = history.update_metric
+        for v in values:
+            update(METRIC, v)
+
+    return recorded(url, run_name, body)
 
 
 def raw_executemany(path: Path, values: list[float]) -> float:
