@@ -1,4 +1,4 @@
-"""The read side of steps and params (issue 12) on SQLite and PostgreSQL: ``Point.step``,
+"""The read side of steps and params (issue 12) on SQLite and PostgreSQL: a point's step,
 ``RunStore.params`` / ``param_history``, ``Run.last_step``, ``RunReport.params``,
 ``Comparison.param_differences``, conditions on params and tags (``RunStore.runs(where=...)``,
 ``runs --where/--param``), ``show`` and ``compare`` listing params, the export's step column and
@@ -16,7 +16,6 @@ import pytest
 from helpers import same
 from runhistory_sql import InvalidArgumentError, RunStore, SQLRunHistory
 from runhistory_sql.read.filters import Condition, parse_condition
-from runhistory_sql.read.models import Point
 
 
 @pytest.fixture
@@ -50,9 +49,10 @@ def test_history_gives_points_with_their_step(runs_url: str) -> None:
     with RunStore(runs_url) as store:
         stepped, plain = store.history("bert-a", "loss"), store.history("trainer", "loss")
 
-    assert [(p.seq, p.epoch, p.value, p.step) for p in stepped] == [(0, 1, 1.0, 0), (1, 1, 0.75, 10), (2, 1, 0.5, 20)]
-    assert [(p.seq, p.value, p.step) for p in plain] == [(0, 2.0, None)]
-    assert type(stepped[0]) is Point and stepped[0] == (0, 1, 1.0, stepped[0].recorded_at, 0)
+    assert [(seq, epoch, value, step) for seq, epoch, value, _, step in stepped] == [
+        (0, 1, 1.0, 0), (1, 1, 0.75, 10), (2, 1, 0.5, 20)]
+    assert [(seq, value, step) for seq, _, value, _, step in plain] == [(0, 2.0, None)]
+    assert type(stepped[0]) is tuple and type(stepped[0][3]) is int
 
 
 def test_can_read_params_and_their_history(runs_url: str) -> None:
@@ -250,6 +250,6 @@ def test_every_step_and_value_reads_back_exactly(url: str) -> None:
         h.log_metrics({"v": math.nan}, step=2**40)
         h.log_metrics({"v": -0.0}, step=2**40 + 1)
     with RunStore(url) as store:
-        got = [(p.value, p.step) for p in store.history("odd", "v")]
+        got = [(value, step) for _, _, value, _, step in store.history("odd", "v")]
 
     assert same(got, [(math.nan, 2**40), (-0.0, 2**40 + 1)])

@@ -108,8 +108,8 @@ def history(run: str, metric: str, stage: int | None, experiment: str | None, ur
         names = ", ".join(record.metrics) or "(none)"
         where = f" in stage {stage}" if stage is not None else ""
         raise click.ClickException(f"Run {record.run_name!r} has no points of {metric!r}{where}. Its metrics: {names}.")
-    stepped = any(p.step is not None for p in points)  # a step column only where there are steps
-    rows = [(p.seq, p.epoch, *((p.step,) if stepped else ()), p.value, utc(p.recorded_at)) for p in points]
+    stepped = any(step is not None for *_, step in points)  # a step column only where there are steps
+    rows = [(seq, epoch, *((step,) if stepped else ()), value, utc(ms)) for seq, epoch, value, ms, step in points]
     if fmt == "table":
         click.echo(f"{metric} of run {record.run_id}: {record.run_name} (experiment {record.experiment})")
     emit(["seq", "epoch", *(["step"] if stepped else []), "value", "recorded_at"], rows, fmt)

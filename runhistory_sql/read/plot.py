@@ -140,15 +140,15 @@ def _load_run(
         if not points:
             raise PlotError(_no_metric(label, metric, stage, latest))
         if x == "step":
-            points = [p for p in points if p.step is not None]
+            points = [p for p in points if p[4] is not None]
             if not points:
                 raise PlotError(f"Metric {metric!r} of run {label!r} has no points with a step (the Trainer's have "
                                 "none): draw it with --x epoch or --x seq.")
-        ys = [_number(p.value) for p in points]
+        ys = [_number(p[2]) for p in points]
         if all(math.isnan(y) for y in ys):
             raise PlotError(f"Metric {metric!r} of run {label!r} has no finite numbers to plot.")
-        seqs, epochs = [p.seq for p in points], [p.epoch for p in points]
-        xs = epoch_positions(epochs) if x == "epoch" else [float(p.seq if x == "seq" else p.step or 0) for p in points]
+        seqs, epochs = [p[0] for p in points], [p[1] for p in points]
+        xs = epoch_positions(epochs) if x == "epoch" else [float(p[0] if x == "seq" else p[4] or 0) for p in points]
         curves.append(Curve(label, metric, colour, xs, ys))
         for _, epoch, kind, at_ms in (e for e in events if e[0] == series_stage):
             at = (epoch - 1.0 if x == "epoch" else seq_position(seqs, epochs, epoch) if x == "seq"
@@ -161,7 +161,7 @@ def _load_run(
 def step_position(points: Sequence[Any], at_ms: int) -> float | None:
     """The x on the step axis of an event at ``at_ms``: half a step before the first point
     recorded at or after it; ``None`` when no point was."""
-    return next((p.step - 0.5 for p in points if p.recorded_at >= at_ms), None)
+    return next(((p[4] or 0) - 0.5 for p in points if p[3] >= at_ms), None)
 
 
 def _no_metric(label: str, metric: str, stage: int | None, latest: dict[str, int]) -> str:

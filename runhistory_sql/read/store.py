@@ -32,7 +32,7 @@ class RunStore:
         store = RunStore("sqlite:///runs.db")
         for run in store.runs(experiment="mnist").runs:
             print(run.run_name, run.status)
-        points = store.history("baseline", "eval_loss_epoch")   # [Point(seq, epoch, value, recorded_at, step)]
+        points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms, step)]
         print(store.best("eval_loss_epoch", limit=3))
         for metric in store.summary("baseline"):
             print(metric.metric, metric.best, "at epoch", metric.best_epoch)
@@ -198,12 +198,12 @@ class RunStore:
         )
 
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
-        """Return a metric's effective points in order: :class:`Point` ``(seq, epoch, value,
-        recorded_at, step)``, ``step`` ``None`` for the Trainer's points.
+        """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms,
+        step)`` (:data:`~runhistory_sql.read.models.Point`), ``step`` ``None`` for the Trainer's points.
 
-        The time stays raw, for speed: ``recorded_at`` is milliseconds since the Unix epoch, UTC;
-        make a ``datetime`` of one with :func:`~runhistory_sql.read.records.utc`. Every other
-        read gives UTC ``datetime``.
+        Plain tuples and a raw time, for speed (a long history is read without a Python object per
+        point): ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC; make a ``datetime``
+        of one with :func:`~runhistory_sql.read.records.utc`. Every other read gives UTC ``datetime``.
 
         :param stage: the stage (1 = the first ``train()``); default: the latest stage that has it
         :return: the points (none when the run has no such metric, or not in ``stage``)
@@ -229,7 +229,7 @@ class RunStore:
         for seq, value, special, value_json in odd:
             point = rows[seq]
             rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3], point[4])
-        return list(map(Point._make, rows))
+        return rows  # type: ignore[return-value]
 
     def params(self, run: str | int, *, experiment: str | None = None) -> dict[str, Any]:
         """The run's current params, key -> value (``SQLRunHistory.log_params``, ``SQLTracker``'s
