@@ -179,6 +179,24 @@ def test_a_long_history_is_downsampled_in_sql_and_keeps_its_spike_and_gap(api):
     assert min(y for y in series["y"] if y is not None) == 1.0
 
 
+@pytest.mark.parametrize("query", ["buckets=40", "buckets=40&start=1500&end=98000", "buckets=3&start=54000&end=54400"])
+def test_buckets_of_whole_blocks_keep_the_spike_and_gap_too(api, query):
+    path = f"/api/runs/{ids(api)['long']}/history?metric=loss&{query}"
+
+    first, again = api.json(path), api.json(path)  # the second answer comes from the blocks read by the first
+
+    (series,) = first["series"]
+    nulls = [x for x, y in zip(series["x"], series["y"]) if y is None]
+    assert first == again and first["downsampled"] is True
+    assert len(series["x"]) <= 5 * 40 and series["x"] == sorted(set(series["x"]))
+    assert (series["x"][0], series["x"][-1]) == {
+        "buckets=40": (0, LONG - 1), "buckets=40&start=1500&end=98000": (1500, 98000),
+        "buckets=3&start=54000&end=54400": (54000, 54400),
+    }[query]
+    assert dict(zip(series["x"], series["y"]))[SPIKE] == 1000.0
+    assert nulls == ([GAP] if "54400" not in query else [])
+
+
 def test_a_zoomed_range_is_at_full_resolution(api):
     history = api.json(f"/api/runs/{ids(api)['long']}/history?metric=loss&start={GAP - 5}&end={GAP + 5}")
 
