@@ -24,6 +24,9 @@ from ..errors import InvalidArgumentError
 
 #: The x axes a window can have.
 X_AXES = ("seq", "epoch", "step", "time")
+#: How many buckets a window has unless told: at most 4 points each (first, lowest, highest,
+#: last; and a gap's first), so about 2,400 points, under 100 KB of JSON for any history.
+DEFAULT_BUCKETS = 600
 #: The points of a block whose pieces :class:`BlockCache` keeps.
 BLOCK = 1024
 #: A range of at most ``buckets * FULL_RESOLUTION`` points is returned whole.
@@ -74,7 +77,7 @@ class _Series:
 
 def read_window(
     conn: Connection, run_id: int, metric: str, *, x: str = "seq", start: float | None = None, end: float | None = None,
-    buckets: int = 1000, after: int | None = None, superseded: bool = False, cache: BlockCache | None = None,
+    buckets: int = DEFAULT_BUCKETS, after: int | None = None, superseded: bool = False, cache: BlockCache | None = None,
 ) -> HistoryWindow:
     """Read a window of a metric's history; see :meth:`RunStore.window`."""
     if x not in X_AXES:
@@ -247,21 +250,18 @@ def _pieces(conn: Connection, s: _Series, lo: int, width: int, count: int) -> li
 def _downsampled(
     conn: Connection, s: _Series, x: str, created: int, share: int, cache: BlockCache | None, rewinds: int,
 ) -> SeriesWindow:
-    width = -(-(s.hi - s.lo) // share)
-    if cache is not None and 2 * width >= BLOCK:  # buckets of whole blocks (so a few fewer), each read once
-        width = -(-width // BLOCK) * BLOCK
+    blocks = (s.hi - s.lo) // BLOCK
+    if cache is not None and 2 * blocks >= share:  # buckets of whole blocks (so maybe fewer), each read once
         first, last = -(-s.lo // BLOCK), s.hi // BLOCK
-        if first >= last:
-            pieces = _pieces(conn, s, s.lo, s.hi - s.lo, 1)
-        else:
-            left = _pieces(conn, s, s.lo, first * BLOCK - s.lo, 1) if s.lo < first * BLOCK else []
-            right = _pieces(conn, s, last * BLOCK, s.hi - last * BLOCK, 1) if last * BLOCK < s.hi else []
-            pieces = left + cache.blocks(conn, s, rewinds, last)[first:] + right
+        left = _pieces(conn, s, s.lo, first * BLOCK - s.lo, 1) if s.lo < first * BLOCK else []
+        right = _pieces(conn, s, last * BLOCK, s.hi - last * BLOCK, 1) if last * BLOCK < s.hi else []
+        pieces = left + cache.blocks(conn, s, rewinds, last)[first:] + right
     else:
+        width = -(-(s.hi - s.lo) // share)
         pieces = _pieces(conn, s, s.lo, width, -(-(s.hi - s.lo) // width))
     buckets: dict[int, list[_Piece]] = {}
-    for piece in pieces:
-        buckets.setdefault((piece.lo - s.lo) // width, []).append(piece)
+    for i, piece in enumerate(pieces):
+        buckets.setdefault(i * share // len(pieces), []).append(piece)
     wanted = {p.lo for p in pieces} | {p.hi - 1 for p in pieces}
     wanted |= {q for p in pieces for q in (p.low, p.high, p.gap) if q is not None}
     listed = ", ".join(str(q) for q in sorted(wanted))
