@@ -29,6 +29,8 @@ def build(url: str) -> None:
     """Runs with known values: ``a`` (two stages), ``b``, ``long`` (100,000 points, a spike and
     a NaN gap), ``rewound`` (a superseded epoch)."""
     with SQLRunHistory(url, experiment="exp", run_name="a", tags={"team": "x"}) as h:
+        h.log_params({"lr": 0.01, "model": {"name": "bert"}, "seed": 1})
+        h.log_params({"lr": 0.001})
         for loss in (3.0, 2.0, 1.0):
             h.update_metric("eval_loss_epoch", loss)
             h._increment_epoch()
@@ -38,6 +40,7 @@ def build(url: str) -> None:
             h.update_metric("eval_loss_epoch", loss)
             h._increment_epoch()
     with SQLRunHistory(url, experiment="exp", run_name="b") as h:
+        h.log_params({"lr": 0.1, "model": {"name": "bert"}, "seed": 2})
         for loss in (4.0, 0.75):
             h.update_metric("eval_loss_epoch", loss)
             h._increment_epoch()
@@ -51,6 +54,9 @@ def build(url: str) -> None:
         h._set_epoch(2)
         h.update_metric("eval_loss_epoch", 6.0)
         h._increment_epoch()
+        h.update_metric("loss", 5.0)  # a point without a step, beside two with one
+        h.log_metrics({"loss": 4.0}, step=10)
+        h.log_metrics({"loss": 3.0}, step=20)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -89,10 +95,11 @@ def test_can_list_runs_with_their_metrics_and_what_to_filter_by(api):
 
     assert [page["total"], page["offset"], page["limit"]] == [2, 0, 50]
     assert page["experiments"] == ["exp", "other"] and page["metrics"] == ["eval_loss_epoch", "loss"]
-    assert page["tag_keys"] == ["team"] and page["param_keys"] == []
+    assert page["tag_keys"] == ["team"] and page["param_keys"] == ["lr", "model.name", "seed"]
     a, b = page["runs"]
-    assert (a["name"], a["status"], a["num_stages"], a["tags"], a["metrics"]) == (
-        "a", "finished", 2, {"team": "x"}, {"eval_loss_epoch": {"last": 0.25, "best": 0.25, "n": 2}},
+    assert (a["name"], a["status"], a["num_stages"], a["tags"], a["params"], a["metrics"]) == (
+        "a", "finished", 2, {"team": "x"}, {"lr": 0.001, "model.name": "bert", "seed": 1},
+        {"eval_loss_epoch": {"last": 0.25, "best": 0.25, "n": 2}},
     )
     assert b["metrics"] == {"eval_loss_epoch": {"last": 0.75, "best": 0.75, "n": 2}}
     assert sorted(a) == sorted([
@@ -109,6 +116,8 @@ def test_can_list_runs_with_their_metrics_and_what_to_filter_by(api):
     ("q=WOUN", ["rewound"]),
     ("status=finished&experiment=other&sort=id&order=asc", ["long", "rewound"]),
     ("q=%25", []),
+    ("sort=param.lr&order=asc", ["a", "b", "long", "rewound"]),
+    ("sort=param.lr&order=desc", ["b", "a", "rewound", "long"]),
 ])
 def test_can_sort_filter_and_page_runs_in_sql(api, query, names):
     page = api.json(f"/api/runs?{query}")
@@ -132,7 +141,10 @@ def test_can_read_one_run_with_stages_summaries_and_events(api):
     assert [(e["kind"], e["stage"], e["payload"]) for e in run["events"] if e["kind"] == "checkpoint"] == [
         ("checkpoint", 1, {"path": "<b>x</b>"}),
     ]
-    assert run["configs"] == [] and run["params"] == {} and run["param_history"] == []
+    assert run["configs"] == [] and run["params"] == {"lr": 0.001, "model.name": "bert", "seed": 1}
+    assert [(p["key"], p["value"], p["current"]) for p in run["param_history"]] == [
+        ("lr", 0.01, False), ("model.name", "bert", True), ("seed", 1, True), ("lr", 0.001, True),
+    ]
     assert api.json(f"/api/runs/{ids(api)['a']}/events") == run["events"]
     assert api.json(f"/api/runs/{ids(api)['a']}/configs") == []
 
@@ -149,6 +161,12 @@ def test_history_is_one_series_per_stage_on_a_run_wide_seq(api):
         (1, 0, [0, 1, 2], [3.0, 2.0, 1.0], [0, 1, 2]),
         (2, 0, [3, 4], [0.5, 0.25], [0, 1]),
     ]
+
+
+def test_history_by_step_leaves_out_the_points_without_one(api):
+    history = api.json(f"/api/runs/{ids(api)['rewound']}/history?metric=loss&x=step")
+
+    assert [(s["x"], s["y"], s["seq"]) for s in history["series"]] == [([10, 20], [4.0, 3.0], [1, 2])]
 
 
 def test_history_by_epoch(api):
@@ -222,7 +240,8 @@ def test_compare_lists_the_runs_and_their_metrics(api):
     assert body["metrics"] == {"eval_loss_epoch": {
         str(run_ids["a"]): {"last": 0.25, "best": 0.25}, str(run_ids["b"]): {"last": 0.75, "best": 0.75},
     }}
-    assert body["params"] == {} and body["configs"] == {}
+    assert body["params"] == {"lr": {str(run_ids["a"]): 0.001, str(run_ids["b"]): 0.1}, "seed": {str(run_ids["a"]): 1, str(run_ids["b"]): 2}}
+    assert body["configs"] == {}
 
 
 def test_compare_needs_two_to_twenty_runs(api):
