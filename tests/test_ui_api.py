@@ -16,12 +16,15 @@ from runhistory_sql import SQLRunHistory
 from runhistory_sql.ui.recipes import RECIPES
 
 SPIKE, GAP, LONG = 54_321, 77_777, 100_000
+#: a long stretch of NaN: whole blocks of 1,024 points with no number
+DARK = range(80_000, 82_500)
 
 
 def long_values() -> list[float]:
     values = [1.0 + (i % 100) / 1000 for i in range(LONG)]
     values[SPIKE] = 1000.0
     values[GAP:GAP + 3] = [math.nan] * 3
+    values[DARK.start:DARK.stop] = [math.nan] * len(DARK)
     return values
 
 
@@ -193,7 +196,9 @@ def test_a_long_history_is_downsampled_in_sql_and_keeps_its_spike_and_gap(api):
     assert 2 * 500 <= len(series["x"]) <= 5 * 500
     assert series["x"] == sorted(series["x"]) and series["x"][0] == 0 and series["x"][-1] == LONG - 1
     assert points[SPIKE] == 1000.0 and max(y for y in series["y"] if y is not None) == 1000.0
-    assert points[GAP] is None and [x for x, y in points.items() if y is None] == [GAP]
+    nulls = [x for x, y in points.items() if y is None]
+    assert points[GAP] is None and nulls[0] == GAP and DARK.start in nulls and set(nulls[1:]) <= set(DARK)
+    assert [x for x in points if x in DARK] == nulls[1:]  # in the dark stretch nothing but gaps
     assert min(y for y in series["y"] if y is not None) == 1.0
 
 
@@ -205,6 +210,7 @@ def test_buckets_of_whole_blocks_keep_the_spike_and_gap_too(api, query):
 
     (series,) = first["series"]
     nulls = [x for x, y in zip(series["x"], series["y"]) if y is None]
+    dark = [x for x in series["x"] if x in DARK]
     assert first == again and first["downsampled"] is True
     assert len(series["x"]) <= 5 * 40 and series["x"] == sorted(set(series["x"]))
     assert (series["x"][0], series["x"][-1]) == {
@@ -212,7 +218,7 @@ def test_buckets_of_whole_blocks_keep_the_spike_and_gap_too(api, query):
         "buckets=3&start=54000&end=54400": (54000, 54400),
     }[query]
     assert dict(zip(series["x"], series["y"]))[SPIKE] == 1000.0
-    assert nulls == ([GAP] if "54400" not in query else [])
+    assert nulls == ([GAP, *dark] if "54400" not in query else []) and (DARK.start in dark) == ("54400" not in query)
 
 
 def test_a_zoomed_range_is_at_full_resolution(api):
