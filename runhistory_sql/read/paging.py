@@ -62,7 +62,15 @@ def read_page(
     conn: Connection, *, experiment: str | None = None, status: str | None = None, text_in_name: str | None = None,
     sort: str = "id", order: str = "desc", offset: int = 0, limit: int = 50, where: Sequence[str] = (),
 ) -> RunPage:
-    """Read one page of runs; see :meth:`RunStore.runs_page`."""
+    """Read one page of runs (:meth:`RunStore.runs_page`).
+
+    :param text_in_name: text the run's name holds, in any case
+    :param sort: a column of :data:`SORT_COLUMNS`, ``last.METRIC``, ``best.METRIC`` (the min or
+        the max, as :func:`~runhistory_sql.read.summaries.goal_of` says) or ``param.KEY``; runs
+        without it come last, ties by id
+    :param order: ``"asc"`` or ``"desc"``
+    :param where: conditions of :mod:`~runhistory_sql.read.filters`, all to be met
+    """
     if order not in ("asc", "desc"):
         raise InvalidArgumentError(f"order must be 'asc' or 'desc', not {order!r}.")
     if status is not None and status not in STATUSES:

@@ -105,17 +105,11 @@ class RunStore:
             )
 
     def runs_page(self, **filters: Any) -> RunPage:
-        """One page of the runs, filtered, sorted and paged in SQL (the dashboard's runs list).
+        """One page of the runs, filtered, sorted and paged in SQL (the dashboard's runs list), e.g.
+        ``store.runs_page(status="running", sort="best.eval_loss_epoch", order="asc", limit=20)``.
 
-        Example::
-
-            page = store.runs_page(status="running", sort="best.eval_loss_epoch", order="asc", limit=20)
-            print(page.total, [run.run_name for run in page.runs])
-
-        :param filters: ``experiment``, ``status``, ``text_in_name`` (case-insensitive), ``sort``
-            (a column of :data:`~runhistory_sql.read.paging.SORT_COLUMNS`, ``last.METRIC`` or
-            ``best.METRIC``; runs without it last), ``order`` (``"asc"``/``"desc"``), ``offset``, ``limit``
-        :raises InvalidArgumentError: a bad sort, order, status, offset or limit
+        :param filters: the keywords of :func:`~runhistory_sql.read.paging.read_page`
+        :raises InvalidArgumentError: a bad sort, order, status, condition, offset or limit
         """
         with self._engine.connect() as conn:
             return read_page(conn, **filters)
@@ -131,18 +125,11 @@ class RunStore:
             return read_stages(conn, self.run_id(run, experiment, conn=conn))
 
     def window(self, run: str | int, metric: str, *, experiment: str | None = None, **options: Any) -> HistoryWindow:
-        """A metric's history across all stages as a chart draws it: downsampled in SQL (per
-        bucket the first, lowest, highest and last point, and the first that is not a number),
-        a range at full resolution, or only the points after a cursor.
+        """A metric's history across all stages as a chart draws it, downsampled in SQL, e.g.
+        ``store.window("baseline", "loss", buckets=500)``, then ``after=`` its ``cursor`` for
+        only the new points.
 
-        Example::
-
-            window = store.window("baseline", "train_loss", buckets=500)
-            later = store.window("baseline", "train_loss", after=window.cursor)   # only new points
-
-        :param options: ``x`` (``seq``: run-wide position; ``epoch``, ``step``, ``time``: ms
-            since the epoch), ``start``/``end`` (bounds of x), ``buckets`` (0: no downsampling),
-            ``after`` (a previous window's ``cursor``), ``superseded`` (also the rewound points)
+        :param options: the keywords of :func:`~runhistory_sql.read.windows.read_window`
         :raises RunNotFoundError: no such run
         """
         with self._engine.connect() as conn:
