@@ -12,7 +12,7 @@ import pytest
 from helpers import reader_url
 from ui_support import Served, serving
 
-from runhistory_sql import SQLRunHistory
+from runhistory_sql import RunStore, SQLRunHistory
 from runhistory_sql.ui.recipes import RECIPES
 
 SPIKE, GAP, LONG = 54_321, 77_777, 100_000
@@ -173,6 +173,25 @@ def test_history_by_step_leaves_out_the_points_without_one(api):
     history = api.json(f"/api/runs/{ids(api)['rewound']}/history?metric=loss&x=step")
 
     assert [(s["x"], s["y"], s["seq"]) for s in history["series"]] == [([10, 20], [4.0, 3.0], [1, 2])]
+
+
+def test_history_by_time_is_ms_since_the_epoch(api, db):
+    with RunStore(db) as store:
+        times = [point[3] for point in store.history("b", "eval_loss_epoch")]
+
+    history = api.json(f"/api/runs/{ids(api)['b']}/history?metric=eval_loss_epoch&x=time")
+    zoomed = api.json(f"/api/runs/{ids(api)['b']}/history?metric=eval_loss_epoch&x=time&start={times[1]}")
+
+    assert [s["x"] for s in history["series"]] == [times] and times[0] > 1_700_000_000_000
+    assert [s["x"] for s in zoomed["series"]] == [[t for t in times if t >= times[1]]]
+
+
+def test_api_answers_are_json_that_is_not_kept(api):
+    _, headers, _ = api.get("/api/runs")
+
+    assert (headers["content-type"], headers["x-content-type-options"], headers["cache-control"]) == (
+        "application/json", "nosniff", "no-store",
+    )
 
 
 def test_history_by_epoch(api):
