@@ -334,3 +334,16 @@ def test_a_condition_that_cannot_be_read_is_a_400(api):
     body = api.json("/api/runs?where=lr", status=400)
 
     assert body["error"].startswith("Cannot read the condition 'lr': write KEY OP VALUE")
+
+
+def test_compare_shows_exactly_the_config_fields_that_differ(trained_any):
+    with RunStore(trained_any) as store:
+        expected = store.compare(["baseline", "fast"]).config_differences
+        baseline, fast = store.run_id("baseline"), store.run_id("fast")
+
+    with serving(trained_any) as api:
+        body = api.json(f"/api/compare?runs={baseline},{fast}")
+
+    assert body["configs"] == {field: {str(baseline): a, str(fast): b} for field, (a, b) in expected}
+    assert body["configs"]["train_per_device_batch_size"] == {str(baseline): 32, str(fast): 16}
+    assert [r["name"] for r in body["runs"]] == ["baseline", "fast"] and body["params"] == {}
