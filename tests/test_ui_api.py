@@ -347,3 +347,20 @@ def test_compare_shows_exactly_the_config_fields_that_differ(trained_any):
     assert body["configs"] == {field: {str(baseline): a, str(fast): b} for field, (a, b) in expected}
     assert body["configs"]["train_per_device_batch_size"] == {str(baseline): 32, str(fast): 16}
     assert [r["name"] for r in body["runs"]] == ["baseline", "fast"] and body["params"] == {}
+
+
+def test_each_config_snapshot_names_the_fields_that_changed_from_the_one_before(trained_url):
+    from runhistory_sql.read.records import config_differences
+
+    with RunStore(trained_url) as store:
+        snapshots = store.configs("finetune")
+        run_id = store.run_id("finetune")
+    expected = [[]] + [[f for f, _ in config_differences([a.fields, b.fields])] for a, b in zip(snapshots, snapshots[1:])]
+
+    with serving(trained_url) as api:
+        configs = api.json(f"/api/runs/{run_id}/configs")
+
+    assert [c["changed"] for c in configs] == expected and "num_epochs" in expected[1]
+    assert [(c["stage"], c["kind"], c["fields"]["num_epochs"]) for c in configs] == [
+        (s.stage, s.kind, s.fields["num_epochs"]) for s in snapshots
+    ]
