@@ -555,6 +555,10 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
         "runhistory_sql/migrations/versions/0002_views.py",
     } <= names
     assert not [n for n in names if n.startswith(("migrations/", "tests/")) or "__pycache__" in n]
+    # the dashboard with its templates and static files (package-data: templates/*.html, static/**)
+    ui = REPO_ROOT / "runhistory_sql" / "ui"
+    pages = [*ui.glob("templates/*.html"), *(p for p in ui.glob("static/**/*") if p.is_file())]
+    assert {"runhistory_sql/ui/app.py", *(p.relative_to(REPO_ROOT).as_posix() for p in pages)} <= names
 
     # The unpacked wheel alone (no source tree) creates a database at head.
     site = tmp_path / "site"

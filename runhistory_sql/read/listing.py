@@ -11,10 +11,10 @@ from typing import Any, Collection, Iterable, Sequence
 
 from sqlalchemy import Connection, text
 
-from ..db.clock import now_ms
+from ..db.clock import now_ms, pid_gone, this_host
 from ..db.effective import LATEST_FIRST, last_point_join, live_series
 from ..db.schema import metrics, points, series, stages
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, RunNotFoundError
 from .filters import Condition, where_sql
 from .models import MetricStat, Run, RunListing
 from .params import current_params
@@ -63,7 +63,7 @@ def list_runs(
     :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the listed runs has
     """
     sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
-    clause, params = runs_filter(experiment, status, name_like, where=where, dialect=conn.dialect.name)
+    clause, params = runs_filter(experiment, status, name_like, where=where, dialect=conn.dialect.name, dead=dead_runs(conn))
     listed = read_runs(conn, f"SELECT run_id FROM v_runs{clause}", params)
     names = {metric for row in listed for metric in row.metrics}
     chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
@@ -84,11 +84,31 @@ def read_runs(conn: Connection, ids: str, params: dict[str, Any]) -> list[Run]:
     rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN ({ids}) ORDER BY v.run_id"), params).all()
     stats, epochs, steps = _series_stats(conn, ids, params)
     found = current_params(conn, [row.run_id for row in rows])
-    now = now_ms()
+    now, dead = now_ms(), set(dead_runs(conn))
     return [
-        _run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now, steps.get(row.run_id), found.get(row.run_id, {}))
+        _run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now, steps.get(row.run_id), found.get(row.run_id, {}),
+             row.run_id in dead)
         for row in rows
     ]
+
+
+def dead_runs(conn: Connection) -> list[int]:
+    """The ids of the runs still marked running whose recorded process, on this host, is gone
+    (:func:`~runhistory_sql.db.clock.pid_gone`): they read ``crashed`` at once, without waiting
+    for their heartbeat to go stale. Elsewhere the heartbeat decides, as ``v_runs`` says."""
+    found = conn.execute(
+        text("SELECT id, host, pid FROM runs WHERE status = 'running' AND host = :host"), {"host": this_host()},
+    )
+    return [row.id for row in found if pid_gone(row.host, row.pid)]
+
+
+def status_sql(dead: Collection[int], column: str = "status", run_id: str = "run_id") -> str:
+    """The SQL of a run's status on ``v_runs``: the view's, or ``crashed`` for the ``dead``
+    runs (see :func:`dead_runs`; their ids are integers from the database, inlined)."""
+    if not dead:
+        return column
+    listed = ", ".join(str(int(i)) for i in sorted(dead))
+    return f"(CASE WHEN {run_id} IN ({listed}) THEN 'crashed' ELSE {column} END)"
 
 
 def key_metrics(names: Iterable[str]) -> list[str]:
@@ -110,25 +130,26 @@ def check_metrics(asked: Iterable[str], names: Collection[str], runs: str = "the
 
 _RUNS_SQL = (
     "SELECT v.run_id, v.run_uuid, v.experiment, v.run_name, v.status, v.host, v.tags, v.current_epoch, v.num_stages, "
-    "r.created_at, r.ended_at, r.heartbeat_at FROM v_runs v JOIN runs r ON r.id = v.run_id"
+    "r.created_at, r.ended_at, r.heartbeat_at, r.pid FROM v_runs v JOIN runs r ON r.id = v.run_id"
 )
 
 
 def runs_filter(
     experiment: str | None = None, status: str | None = None, name_like: str | None = None, *,
-    where: Sequence[Condition] = (), dialect: str = "sqlite",
+    where: Sequence[Condition] = (), dialect: str = "sqlite", dead: Collection[int] = (),
 ) -> tuple[str, dict[str, Any]]:
     """A ``WHERE`` clause on ``v_runs`` (``""`` for no filter) and its bound values.
 
     :param name_like: a SQL ``LIKE`` pattern on the run name
     :param where: conditions on params and tags (:func:`.filters.where_sql`)
     :param dialect: the database's (``conn.dialect.name``): how tags are read differs
+    :param dead: the runs that read ``crashed`` whatever ``v_runs`` says (:func:`dead_runs`)
     """
     parts, params = [], {}
-    for column, value in (("experiment", experiment), ("status", status)):
+    for key, column, value in (("experiment", "experiment", experiment), ("status", status_sql(dead), status)):
         if value is not None:
-            parts.append(f"{column} = :{column}")
-            params[column] = value
+            parts.append(f"{column} = :{key}")
+            params[key] = value
     if name_like is not None:
         parts.append("run_name LIKE :name_like")
         params["name_like"] = name_like
@@ -167,15 +188,16 @@ def _series_stats(
 
 
 def _run(row: Any, stats: dict[str, MetricStat], epochs: int, now: int, last_step: int | None,
-         params: dict[str, Any]) -> Run:
-    end = row.ended_at if row.ended_at is not None else (now if row.status == "running" else row.heartbeat_at)
+         params: dict[str, Any], dead: bool = False) -> Run:
+    status = "crashed" if dead else row.status
+    end = row.ended_at if row.ended_at is not None else (now if status == "running" else row.heartbeat_at)
     created = utc(row.created_at)
     assert created is not None
     tags = json.loads(row.tags) if isinstance(row.tags, str) else dict(row.tags or {})
     return Run(
         run_id=row.run_id, run_uuid=str(row.run_uuid), experiment=row.experiment, run_name=row.run_name,
-        status=row.status, created_at=created, ended_at=utc(row.ended_at), current_epoch=row.current_epoch,
-        num_stages=row.num_stages, host=row.host, tags=tags, epochs=epochs,
+        status=status, created_at=created, ended_at=utc(row.ended_at), current_epoch=row.current_epoch,
+        num_stages=row.num_stages, host=row.host, tags=tags, epochs=epochs, pid=row.pid,
         duration_s=max(0, (end or row.created_at) - row.created_at) / 1000, metrics=dict(sorted(stats.items())),
         last_step=last_step, params=params,
     )
@@ -187,3 +209,30 @@ def _sort_key(run: Run, metric: str, goal: str) -> tuple[bool, float, int]:
     if best is None or best != best:
         return (True, 0.0, run.run_id)
     return (False, best if goal == "min" else -best, run.run_id)
+
+
+def find_run(conn: Connection, name_or_id: str | int, experiment: str | None = None) -> int:
+    """The id of the run named (or numbered) so: the one rule for finding a run
+    (:meth:`RunStore.run_id <runhistory_sql.read.store.RunStore.run_id>`).
+
+    :raises RunNotFoundError: no such run, or the name is in several experiments
+    """
+    key = "run_id" if isinstance(name_or_id, int) else "run_name"
+    sql = f"SELECT run_id, experiment FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
+    found = list(conn.execute(text(sql), {"key": name_or_id, "experiment": experiment}))
+    if len(found) == 1:
+        return int(found[0].run_id)
+    where = f" in experiment {experiment!r}" if experiment else ""
+    if not found:
+        what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
+        by_id = ""
+        if isinstance(name_or_id, str) and name_or_id.isascii() and name_or_id.isdigit():
+            by_id = f" For the run with id {name_or_id}, give id:{name_or_id} (in Python: the int {name_or_id})."
+        raise RunNotFoundError(f"There is no run {what}{where}.{by_id} List them with: runhistory-sql runs")
+    found.sort(key=lambda r: r.experiment)
+    names = ", ".join(repr(r.experiment) for r in found)
+    ids = " or ".join(f"id:{r.run_id}" for r in found)
+    raise RunNotFoundError(
+        f"{len(found)} runs are named {name_or_id!r} (in experiments {names}); choose one with "
+        f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
+    )

@@ -81,6 +81,8 @@ class Run:
     duration_s: float
     #: metric name -> its stats (``best_epoch`` not read), by name
     metrics: dict[str, MetricStat] = field(default_factory=dict)
+    #: the process id recorded by the run's last writer (with :attr:`host`), ``None`` if none
+    pid: int | None = None
     #: the largest step of the last points of its metrics; ``None`` when none has a step (the
     #: Trainer's runs)
     last_step: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, func, text
+from sqlalchemy import Connection, Engine, func
 
 from .deletion import count_rows, delete_run
 from ..db.effective import LATEST_FIRST, effective_points, live_series
@@ -13,8 +13,10 @@ from ..db.schema import experiments, metrics, runs, series, stages
 from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
 from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
-from .listing import check_metrics, key_metrics, list_runs, read_runs
+from .listing import check_metrics, find_run, key_metrics, list_runs, read_runs
 from .filters import parse_condition
+from .paging import RunPage, read_names, read_page, read_stages
+from .windows import BlockCache, HistoryWindow, read_window
 from .models import Comparison, ConfigSnapshot, Event, MetricStat, Param, Point, Run, RunListing, RunReport
 from .params import param_differences, param_history
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
@@ -50,6 +52,7 @@ class RunStore:
         self.url = resolve_url(url)  #: the URL as given (a read-only engine's is rewritten)
         self._shown = mask(self.url)
         self.read_only = read_only
+        self._blocks = BlockCache()  # what window() read of long histories, for the next call
         report_unreachable(self._engine, self._shown)
 
     @property
@@ -100,6 +103,37 @@ class RunStore:
                 conn, experiment=experiment, status=status, name_like=name_like, sort=sort, limit=limit, metrics=metrics,
                 where=conditions,
             )
+
+    def runs_page(self, **filters: Any) -> RunPage:
+        """One page of the runs, filtered, sorted and paged in SQL (the dashboard's runs list), e.g.
+        ``store.runs_page(status="running", sort="best.eval_loss_epoch", order="asc", limit=20)``.
+
+        :param filters: the keywords of :func:`~runhistory_sql.read.paging.read_page`
+        :raises InvalidArgumentError: a bad sort, order, status, condition, offset or limit
+        """
+        with self._engine.connect() as conn:
+            return read_page(conn, **filters)
+
+    def names(self) -> dict[str, list[str]]:
+        """The ``experiments``, ``metrics``, ``param_keys`` and ``tag_keys`` there are, sorted."""
+        with self._engine.connect() as conn:
+            return read_names(conn)
+
+    def stages(self, run: str | int, *, experiment: str | None = None) -> list[tuple[int, int]]:
+        """The run's stages as ``(stage, started_at_ms)``, in order."""
+        with self._engine.connect() as conn:
+            return read_stages(conn, self.run_id(run, experiment, conn=conn))
+
+    def window(self, run: str | int, metric: str, *, experiment: str | None = None, **options: Any) -> HistoryWindow:
+        """A metric's history across all stages as a chart draws it, downsampled in SQL, e.g.
+        ``store.window("baseline", "loss", buckets=500)``, then ``after=`` its ``cursor`` for
+        only the new points.
+
+        :param options: the keywords of :func:`~runhistory_sql.read.windows.read_window`
+        :raises RunNotFoundError: no such run
+        """
+        with self._engine.connect() as conn:
+            return read_window(conn, self.run_id(run, experiment, conn=conn), metric, cache=self._blocks, **options)
 
     def run(self, name_or_id: str | int, experiment: str | None = None) -> Run:
         """Return one run by name (unique within an experiment) or id.
@@ -177,25 +211,7 @@ class RunStore:
         if conn is None:
             with self._engine.connect() as own:
                 return self.run_id(name_or_id, experiment, conn=own)
-        key = "run_id" if isinstance(name_or_id, int) else "run_name"
-        sql = f"SELECT run_id, experiment FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
-        found = list(conn.execute(text(sql), {"key": name_or_id, "experiment": experiment}))
-        if len(found) == 1:
-            return int(found[0].run_id)
-        where = f" in experiment {experiment!r}" if experiment else ""
-        if not found:
-            what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
-            by_id = ""
-            if isinstance(name_or_id, str) and name_or_id.isascii() and name_or_id.isdigit():
-                by_id = f" For the run with id {name_or_id}, give id:{name_or_id} (in Python: the int {name_or_id})."
-            raise RunNotFoundError(f"There is no run {what}{where}.{by_id} List them with: runhistory-sql runs")
-        found.sort(key=lambda r: r.experiment)
-        names = ", ".join(repr(r.experiment) for r in found)
-        ids = " or ".join(f"id:{r.run_id}" for r in found)
-        raise RunNotFoundError(
-            f"{len(found)} runs are named {name_or_id!r} (in experiments {names}); choose one with "
-            f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
-        )
+        return find_run(conn, name_or_id, experiment)
 
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
         """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms,
