@@ -44,14 +44,8 @@ def _accelerator(*trackers: Any, **kwargs: Any) -> Accelerator:
 
 
 def _steps(store: Any, run: str, metric: str) -> list[tuple[int, Any]]:
-    """(step, value) of the run's effective points of ``metric`` (the values decoded by RunStore)."""
-    steps = query(
-        store.url, "SELECT step FROM v_metrics WHERE run_name = :run AND metric = :metric ORDER BY seq",
-        {"run": run, "metric": metric},
-    )
-    values = [value for _seq, _epoch, value, _at in store.history(run, metric, experiment="glue")]
-    assert len(steps) == len(values)
-    return [(step, value) for (step,), value in zip(steps, values)]
+    """(step, value) of the run's effective points of ``metric``."""
+    return [(step, value) for _seq, _epoch, value, _at, step in store.history(run, metric, experiment="glue")]
 
 
 def _params(url: str, run: str) -> list[tuple[str, Any, bool]]:

@@ -14,13 +14,14 @@ from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
 from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
 from .listing import check_metrics, key_metrics, list_runs, read_runs
-from .models import Comparison, ConfigSnapshot, Event, MetricStat, Run, RunListing, RunReport
+from .filters import parse_condition
+from .models import Comparison, ConfigSnapshot, Event, MetricStat, Param, Point, Run, RunListing, RunReport
+from .params import param_differences, param_history
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
 from .records import config_differences, latest, read_configs, read_events
 from .summaries import summarize
 from ..db.values import decode
 
-Point = tuple[int, int, Any, int]
 
 
 class RunStore:
@@ -31,7 +32,7 @@ class RunStore:
         store = RunStore("sqlite:///runs.db")
         for run in store.runs(experiment="mnist").runs:
             print(run.run_name, run.status)
-        points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms)]
+        points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms, step)]
         print(store.best("eval_loss_epoch", limit=3))
         for metric in store.summary("baseline"):
             print(metric.metric, metric.best, "at epoch", metric.best_epoch)
@@ -72,7 +73,7 @@ class RunStore:
 
     def runs(
         self, experiment: str | None = None, status: str | None = None, *, name_like: str | None = None,
-        sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (),
+        sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (), where: Sequence[str] = (),
     ) -> RunListing:
         """Return the runs (by id, or as ``sort`` says) with the last and best of their key metrics.
 
@@ -87,13 +88,17 @@ class RunStore:
             id); the default goal comes from the name (:func:`~runhistory_sql.read.summaries.goal_of`)
         :param limit: keep this many runs, after sorting
         :param metrics: the metrics in :attr:`RunListing.metrics`; default: up to 3 ending in ``_epoch``
+        :param where: conditions on params and tags, all to be met, e.g. ``["lr<1e-4", "tag.team=nlp"]``
+            (:mod:`~runhistory_sql.read.filters`)
         :return: :attr:`RunListing.runs` (every :class:`Run` with all its metrics) and
             :attr:`RunListing.metrics` (the key metrics and their goals)
-        :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the runs has
+        :raises InvalidArgumentError: a bad ``sort`` or condition, or a metric asked for that none of the runs has
         """
+        conditions = [parse_condition(text) for text in ([where] if isinstance(where, str) else where)]
         with self._engine.connect() as conn:
             return list_runs(
                 conn, experiment=experiment, status=status, name_like=name_like, sort=sort, limit=limit, metrics=metrics,
+                where=conditions,
             )
 
     def run(self, name_or_id: str | int, experiment: str | None = None) -> Run:
@@ -120,6 +125,7 @@ class RunStore:
             run_id = self.run_id(run, experiment, conn=conn)
             return RunReport(
                 self._run(conn, run_id), read_configs(conn, run_id), read_events(conn, run_id), summarize(conn, run_id, goals),
+                param_history(conn, run_id),
             )
 
     def compare(
@@ -153,7 +159,8 @@ class RunStore:
         names = {metric for per_run in stats for metric in per_run}
         chosen = list(dict.fromkeys(metrics or ())) or key_metrics(names)
         check_metrics(chosen, names, "these runs")
-        return Comparison(found, config_differences(fields), {m: [per_run.get(m) for per_run in stats] for m in chosen})
+        metric_stats = {m: [per_run.get(m) for per_run in stats] for m in chosen}
+        return Comparison(found, config_differences(fields), metric_stats, param_differences([r.params for r in found]))
 
     def _run(self, conn: Connection, run_id: int) -> Run:
         found = read_runs(conn, ":run_id", {"run_id": run_id})
@@ -191,11 +198,12 @@ class RunStore:
         )
 
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
-        """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms)``.
+        """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms,
+        step)`` (:data:`~runhistory_sql.read.models.Point`), ``step`` ``None`` for the Trainer's points.
 
-        The time stays raw, for speed (a long history is read without a Python object per point):
-        ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC; make a ``datetime`` of one
-        with :func:`~runhistory_sql.read.records.utc`. Every other read gives UTC ``datetime``.
+        Plain tuples and a raw time, for speed (a long history is read without a Python object per
+        point): ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC; make a ``datetime``
+        of one with :func:`~runhistory_sql.read.records.utc`. Every other read gives UTC ``datetime``.
 
         :param stage: the stage (1 = the first ``train()``); default: the latest stage that has it
         :return: the points (none when the run has no such metric, or not in ``stage``)
@@ -212,7 +220,7 @@ class RunStore:
                 return []
             series_id, created = found[0], int(found[1])
             effective = effective_points(conn)
-            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created} {effective} ORDER BY seq", (series_id,))
+            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created}, step {effective} ORDER BY seq", (series_id,))
             # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
             odd = fetch_raw(
                 conn, f"SELECT seq, value, special, value_json {effective} AND (special IS NOT NULL OR value_json IS NOT NULL)",
@@ -220,8 +228,25 @@ class RunStore:
             )
         for seq, value, special, value_json in odd:
             point = rows[seq]
-            rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3])
+            rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3], point[4])
         return rows  # type: ignore[return-value]
+
+    def params(self, run: str | int, *, experiment: str | None = None) -> dict[str, Any]:
+        """The run's current params, key -> value (``SQLRunHistory.log_params``, ``SQLTracker``'s
+        config), in the order first logged.
+
+        :raises RunNotFoundError: no such run
+        """
+        return self.run(run, experiment).params
+
+    def param_history(self, run: str | int, *, experiment: str | None = None) -> list[Param]:
+        """Every logged value of the run's params (a changed value keeps the old one): by key,
+        then in time order, each :class:`Param` saying whether it is ``current``.
+
+        :raises RunNotFoundError: no such run
+        """
+        with self._engine.connect() as conn:
+            return param_history(conn, self.run_id(run, experiment, conn=conn))
 
     def best(
         self, metric: str, *, mode: str = "min", limit: int = 10, experiment: str | None = None,
