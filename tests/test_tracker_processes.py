@@ -2,6 +2,7 @@
 on a real SQLite file and a real PostgreSQL database side by side.
 
 - ``torchrun --nproc_per_node 2`` on CPU: one run, each point once, rank 1 sends no SQL at all;
+  launched again, both ranks load the last checkpoint and go on at the same step;
 - killed with SIGKILL after logging step 13 (states saved after steps 4 and 9), the run reads
   ``crashed``; started again, ``accelerator.load_state(step_9)`` rewinds the run by itself (the
   tracker is registered for checkpointing) and the loop goes on at step 10: each step once,
@@ -28,18 +29,22 @@ from tracking_support import BACKENDS, Finished, backend_of, databases, finish
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "tracker_loop.py"
 STEPS, KILL_AT, CHECKPOINT = 20, 13, 9
+#: the 2-rank run is launched again for this many steps: it goes on from its checkpoint step_19
+MORE_STEPS = 25
 METRICS = ["loss", "lr", "w0"]
 CRASHED_DEADLINE_S = 15.0
 
 pytestmark = pytest.mark.slow
 
 
-def _start(folder: Path, url: str, run: str, stop_at: int, how: str, *, ranks: int = 0) -> subprocess.Popen[str]:
+def _start(
+    folder: Path, url: str, run: str, stop_at: int, how: str, *, ranks: int = 0, steps: int = STEPS,
+) -> subprocess.Popen[str]:
     launcher = [sys.executable]
     if ranks:
         launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(ranks),
                      "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    command = [*launcher, str(SCRIPT), url, run, str(folder), str(STEPS), str(stop_at), how]
+    command = [*launcher, str(SCRIPT), url, run, str(folder), str(steps), str(stop_at), how]
     return subprocess.Popen(command, cwd=folder, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -96,10 +101,20 @@ def launches(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             seen[backend]["ranks"] = {
                 r: json.loads((folder / f"rank{r}.json").read_text()) for r in (0, 1) if (folder / f"rank{r}.json").is_file()
             }
+            url = places[backend, "ddp"][1]  # read now: the run is launched again below
+            seen[backend]["ddp_rows"] = (query(url, "SELECT run_name, status FROM v_runs"), _points(url, "ddp", effective=False),
+                                         _points(url, "ddp"))
         else:
             seen[backend]["fail_url"] = places[backend, "fail"][1]
 
+    more = {b: _start(*places[b, "ddp"], "ddp", -1, "finish", ranks=2, steps=MORE_STEPS) for b in backends}
     kills = {b: _start(*places[b, "resume"], "loop", KILL_AT, "kill") for b in backends}
+    for backend, proc in more.items():
+        folder = places[backend, "ddp"][0]
+        seen[backend]["more"] = finish(proc, timeout=180)
+        seen[backend]["more_ranks"] = {
+            r: json.loads((folder / f"rank{r}.json").read_text()) for r in (0, 1) if (folder / f"rank{r}.json").is_file()
+        }
     for backend, proc in kills.items():
         folder, url = places[backend, "resume"]
         done = finish(proc)
@@ -123,16 +138,32 @@ def launch(request: pytest.FixtureRequest, launches: dict[str, dict[str, Any]]) 
 
 
 def test_two_ranks_make_one_run_with_each_point_once(launch: dict[str, Any]) -> None:
-    done, url = launch["ddp"], launch["ddp_url"]
+    done = launch["ddp"]
     assert done.returncode == 0, done.stderr[-4000:]
     zero, one = launch["ranks"][0], launch["ranks"][1]
     assert (zero["num_processes"], zero["is_main"], one["is_main"]) == (2, True, False)
     assert (zero["opened"], one["opened"]) == (True, False)
     assert one["statements"] == 0  # rank 1 never sent a single SQL statement
 
+    runs, stored, effective = launch["ddp_rows"]
+    assert runs == [("ddp", "finished")]
+    assert stored == [(m, s, v, 0) for m, s, v in _logged(zero["logged"])]
+    assert [(m, s) for m, s, _ in effective] == [(m, s) for m in METRICS for s in range(STEPS)]
+
+
+def test_two_ranks_launched_again_go_on_together_from_the_checkpoint(launch: dict[str, Any]) -> None:
+    done, url = launch["more"], launch["ddp_url"]
+    assert done.returncode == 0, done.stderr[-4000:]
+    zero, one = launch["more_ranks"][0], launch["more_ranks"][1]
+    # rank 1 never opened the run: its last_step is the checkpoint's, so both ranks start at 20
+    assert [(r["resumed_from"], r["start"], r["opened"]) for r in (zero, one)] == [("step_19", 20, True), ("step_19", 20, False)]
+    assert one["statements"] == 0
+
     assert query(url, "SELECT run_name, status FROM v_runs") == [("ddp", "finished")]
-    assert _points(url, "ddp", effective=False) == [(m, s, v, 0) for m, s, v in _logged(zero["logged"])]
-    assert [(m, s) for m, s, _ in _points(url, "ddp")] == [(m, s) for m in METRICS for s in range(STEPS)]
+    assert [(m, s) for m, s, _ in _points(url, "ddp")] == [(m, s) for m in METRICS for s in range(MORE_STEPS)]
+    assert [json.loads(p) for (p,) in query(url, "SELECT payload FROM v_events WHERE kind = 'rewind'")] == [
+        {"to_step": STEPS, "superseded_points": 0, "rev": 1},
+    ]
 
 
 def test_a_killed_loop_leaves_a_crashed_run_with_its_points_committed(launch: dict[str, Any]) -> None:
