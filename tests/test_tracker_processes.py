@@ -24,7 +24,7 @@ import pytest
 
 from helpers import query, script_env
 from pg_server import free_port
-from tracking_support import BACKENDS, Finished, backend_of, databases, finish
+from tracking_support import BACKENDS, backend_of, databases, finish
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "tracker_loop.py"
@@ -167,7 +167,7 @@ def test_two_ranks_launched_again_go_on_together_from_the_checkpoint(launch: dic
 
 
 def test_a_killed_loop_leaves_a_crashed_run_with_its_points_committed(launch: dict[str, Any]) -> None:
-    kill, url = launch["kill"], launch["url"]
+    kill = launch["kill"]
     assert kill["done"].returncode == -9, kill["done"].stderr[-4000:]
     assert kill["states"] == ["step_4", "step_9"]
     assert kill["statuses"][-1] == "crashed" and set(kill["statuses"][:-1]) <= {"running"}
