@@ -147,6 +147,8 @@ def test_a_log_without_a_step_gets_the_next_step(url: str, store: Any) -> None:
     accelerator.log({"a": 1.0})
     accelerator.log({"a": 2.0}, step=5)
     accelerator.log({"a": 3.0})
+    with pytest.raises(ValueError, match=r"at step 6 already.*rewind_to_step\(2\) first"):
+        accelerator.log({"a": 4.0}, step=2)
     accelerator.end_training()
 
     assert _steps(store, "steps", "a") == [(0, 1.0), (5, 2.0), (6, 3.0)]

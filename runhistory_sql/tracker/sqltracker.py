@@ -135,7 +135,11 @@ class SQLTracker(GeneralTracker):
         NaN, ±inf and -0.0 exactly; ``str``, ``dict``, ``list``, ``None`` and multi-element
         tensors as JSON, as ``SQLRunHistory.update_metric`` stores them.
 
+        All of ``values`` are recorded, or none. Within a metric steps never go back: log an
+        earlier step again after :meth:`rewind`.
+
         :raises TypeError: for a value of another type, naming its key
+        :raises InvalidArgumentError: (a ``ValueError``) a step before that metric's last one
         """
         if kwargs:
             raise TypeError(
