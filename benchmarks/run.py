@@ -16,12 +16,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import batches, best, ingest, memory, mlflow_cmp, postgres, read, storage, ui, write_cost
+from . import batches, best, ingest, memory, mlflow_cmp, postgres, read, storage, trackers, ui, write_cost
 from .common import Context, Row, Sizes, failed
 
 GROUPS = {
     "write": write_cost, "ingest": ingest, "batches": batches, "read": read, "storage": storage, "best": best,
-    "memory": memory, "postgres": postgres, "mlflow": mlflow_cmp, "ui": ui,
+    "memory": memory, "postgres": postgres, "mlflow": mlflow_cmp, "trackers": trackers, "ui": ui,
 }
 QUICK = Sizes(points=20_000, runs=20, calls=20_000, reps=1, mlflow_calls=20, mlflow_points=2_000)
 STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold red", "skip": "yellow", "ref": "dim"}
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             postgres.database(args.pg_url, args.pg_start) as (pg, pg_missing):
         ctx = Context(chosen, Path(tmp), pg, pg_missing, args.skip_mlflow)
         rows = measure(ctx, names)
-    title = (f"runhistory-sql benchmarks (issues 5, 10, 13): N={chosen.points:,} points, R={chosen.runs:,} runs, "
+    title = (f"runhistory-sql benchmarks (issues 5, 10, 12, 13): N={chosen.points:,} points, R={chosen.runs:,} runs, "
              f"{chosen.calls:,} calls, best of {chosen.reps}")
     console.print(f"machine: {machine()}")
     console.print(table(rows, title))

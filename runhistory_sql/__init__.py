@@ -4,12 +4,15 @@ The package, by layer (imports flow down only; ``tests/test_layout.py`` checks i
 
     cli/      the runhistory-sql command: parse, call one library function, format
     trainer/  pytorch-accelerated plug-ins: RunTrackingCallback, TrackedModelFreezer, the demo
+    tracker/  the accelerate plug-in: SQLTracker (importing it registers log_with="runhistory_sql")
     read/     RunStore, the one door to past runs: listings, reports, query, export, plot
     write/    SQLRunHistory, claiming a run, the background writer, batches, spill files
     db/       engines and URLs, the schema, how a value is stored, migrations
     errors    the error family, used by every layer
 
-Importing the package is cheap: the trainer-facing classes (which import torch) load on first use.
+Importing the package is cheap and has no side effect: the trainer-facing classes (which import
+torch) load on first use; ``from runhistory_sql import SQLTracker`` also registers the tracker
+with accelerate.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .trainer.callback import RunTrackingCallback
     from .trainer.freezer import TrackedModelFreezer
+    from .tracker.sqltracker import SQLTracker
     from .write.history import SQLRunHistory
     from .read.store import RunStore
 
@@ -43,6 +47,7 @@ __all__ = [
     "RunStore",
     "RunTrackingCallback",
     "TrackedModelFreezer",
+    "SQLTracker",
     "RunHistorySQLError",
     "DatabaseURLError",
     "DatabaseUnavailableError",
@@ -62,6 +67,7 @@ __all__ = [
 _LAZY = {
     "SQLRunHistory": "write.history", "RunStore": "read.store",
     "RunTrackingCallback": "trainer.callback", "TrackedModelFreezer": "trainer.freezer",
+    "SQLTracker": "tracker.sqltracker",
 }
 
 

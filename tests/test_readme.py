@@ -146,3 +146,43 @@ def test_the_plot_picture_of_the_readme_is_there():
     (path,) = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README.read_text())
     with Image.open(README.parent / path) as picture:
         assert (picture.format, picture.size) == ("PNG", (1000, 600))
+
+
+# -- the "Plain accelerate" section: its script runs, and `show` prints what the README shows --
+
+PLAIN_SHOW = re.compile(r"```text\n\$ python train\.py\n\$ (runhistory-sql show .*?)\n(.*?)```", re.DOTALL)
+#: what differs from one run of the script to the next: times, the uuid, the host, the duration
+VARYING = [
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "YYYY-MM-DD HH:MM:SS"),
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "UUID"),
+    (re.compile(r"^(  host +).*$", re.MULTILINE), r"\1HOST"),
+    (re.compile(r"^(  duration +).*$", re.MULTILINE), r"\1DURATION"),
+]
+
+
+def _masked(text: str) -> str:
+    for pattern, replacement in VARYING:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@pytest.mark.slow
+def test_the_plain_accelerate_script_runs_and_show_prints_what_the_readme_shows(tmp_path):
+    import shlex
+    import subprocess
+    import sys
+
+    from helpers import script_env
+
+    (script,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL) if "SQLTracker(" in b and "load_state" in b]
+    ((command, shown),) = PLAIN_SHOW.findall(README.read_text())
+    (tmp_path / "train.py").write_text(script)
+
+    trained = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=script_env(), capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr[-4000:]
+    cli = Path(sys.executable).parent / "runhistory-sql"
+    done = subprocess.run([str(cli), *shlex.split(command)[1:]], cwd=tmp_path, env=script_env(), capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    assert _masked(done.stdout) == _masked(shown)
+    assert sorted(p.name for p in (tmp_path / "states").iterdir()) == ["step_19", "step_39", "step_59"]

@@ -549,6 +549,7 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
         names = set(zf.namelist())
     assert {
         "runhistory_sql/py.typed",
+        "runhistory_sql/tracker/sqltracker.py",
         "runhistory_sql/migrations/env.py",
         "runhistory_sql/migrations/script.py.mako",
         "runhistory_sql/migrations/versions/0001_tables.py",
