@@ -80,16 +80,16 @@ def report_html(store: Any, runs: Sequence[str | int], *, experiment: str | None
         raise RunHistorySQLError(f"A report compares at most {MAX_COMPARED} runs, got {len(ids)}; name fewer runs.")
     responses: dict[str, Any] = {}
     for run_id in ids:
-        report = payloads.run_report(store, run_id)
+        report = payloads.run_payload(store, run_id)
         if len(ids) == 1:
             responses[f"/api/runs/{run_id}"] = report
         for metric in dict.fromkeys(s["metric"] for s in report["summaries"]):
             for x in X_MODES:
-                responses[history_path(run_id, metric, x)] = payloads.history(store, run_id, metric, x=x, superseded=True)
+                responses[history_path(run_id, metric, x)] = payloads.history_payload(store, run_id, metric, x=x, superseded=True)
     if len(ids) == 1:
         name = responses[f"/api/runs/{ids[0]}"]["run"]["name"]
         return render_html("run", responses, title=f"{name} · runhistory-sql report", run_id=ids[0])
-    responses[compare_path(ids)] = payloads.compare(store, ids)
+    responses[compare_path(ids)] = payloads.compare_payload(store, ids)
     return render_html("compare", responses, title=f"{len(ids)} runs · runhistory-sql report", runs=ids)
 
 

@@ -94,10 +94,18 @@
       this.report = await api(`/api/runs/${this.runId}`);
       this.metrics = [...new Set(this.report.summaries.map(s => s.metric))];
       document.title = `${this.report.run.name} · runhistory-sql`;
+      this.state.x = this.defaultX();
       this.renderStatic();
       this.buildControls();
       await this.loadAll();
+      window.runhistoryReady = performance.now();  // the first charts are drawn (benchmarks read it)
       if (R.isLive() && this.report.run.status === "running") this.stopLive = R.every(1000, () => this.poll());
+    }
+
+    /** Epochs when every metric has about one point per epoch; else the run-wide position. */
+    defaultX() {
+      const epochs = Math.max(1, this.report.run.current_epoch || 1, ...this.report.events.map(e => e.epoch || 0));
+      return this.report.summaries.some(s => s.n_points > epochs + 1) ? "seq" : "epoch";
     }
 
     renderStatic() {
@@ -111,7 +119,7 @@
     buildControls() {
       const box = clear(document.getElementById("run-controls"));
       const xs = el("select", {id: "x-mode", onchange: e => { this.state.x = e.target.value; this.loadAll(); }},
-        ["epoch", "step", "seq", "time"].map(x => el("option", {value: x}, x)));
+        ["epoch", "step", "seq", "time"].map(x => el("option", {value: x, selected: x === this.state.x}, x)));
       const log = el("input", {type: "checkbox", id: "log-scale", onchange: e => { this.state.log = e.target.checked; this.drawAll(); }});
       const smooth = el("input", {type: "range", id: "smoothing", min: 0, max: 0.99, step: 0.01, value: 0});
       const shown = el("output", {id: "smoothing-value"}, "0");
@@ -210,12 +218,10 @@
 
     async poll() {
       const fresh = await api(`/api/runs/${this.runId}`);
-      const rewound = fresh.events.filter(e => e.kind === "rewind").length !== this.report.events.filter(e => e.kind === "rewind").length;
       this.report = fresh;
       this.metrics = [...new Set([...this.metrics, ...fresh.summaries.map(s => s.metric)])];
       this.renderStatic();
-      if (rewound) { this.epochs = {}; await this.loadAll(); }
-      else await Promise.all(this.metrics.map(m => this.grow(m)));
+      await Promise.all(this.metrics.map(m => this.grow(m)));
       if (fresh.run.status !== "running" && this.stopLive) this.stopLive();
     }
 
@@ -226,8 +232,12 @@
       const answer = await api(historyPath(this.runId, metric, x, {after: held.cursor}));
       if (x !== this.state.x || this.histories[metric] !== held) return;
       held.cursor = answer.cursor;
-      if (!answer.series.some(s => s.x.length)) return;
-      mergeSeries(held.series, answer.series);
+      if (answer.reset) {  // the history changed under the cursor (a rewind): this is all of it
+        held.series = answer.series; held.downsampled = answer.downsampled;
+      } else {
+        if (!answer.series.some(s => s.x.length)) return;
+        mergeSeries(held.series, answer.series);
+      }
       if (x === "epoch") this.epochs[metric] = held.series;
       this.draw(metric);
     }

@@ -1,0 +1,309 @@
+"""The dashboard's pages in a real browser: the real app served by uvicorn on a free port, Debian's
+Chromium driven by Playwright, the example database of ``trained_runs.py``. Points are read from
+the page (``window.runhistoryCharts``), never from a screenshot."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from helpers import dump, reader_url, script_env
+from ui_support import chart_points, launch_chromium, serve
+
+from runhistory_sql import RunStore, SQLRunHistory
+from runhistory_sql.errors import QueryError
+from runhistory_sql.read.query import run_query
+
+pytest.importorskip("playwright")
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian's chromium is not installed")
+
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+EVIL = "<img src=x onerror=alert(1)>"
+ENDLESS = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT COUNT(*) FROM r"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.dialogs = []  # type: ignore[attr-defined]
+    tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
+    tab.errors = []  # type: ignore[attr-defined]
+    tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+    yield tab
+    context.close()
+    assert tab.errors == []
+
+
+@pytest.fixture(scope="session")
+def trained_site(trained_file: Path) -> Iterator[Any]:
+    """The dashboard of the trained runs (one server for the session: nothing here writes)."""
+    with serve(f"sqlite:///{trained_file}") as served:
+        yield served
+
+
+def table_rows(page: Any) -> list[tuple[str, str]]:
+    return page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => [r.querySelector('.col-name').textContent, r.dataset.status])")
+
+
+def wait_for_charts(page: Any, n: int) -> None:
+    page.wait_for_function("n => Object.keys(window.runhistoryCharts).length === n", arg=n)
+
+
+def expected_points(url: str, run: str, metric: str, stage: int | None = None) -> list[list[Any]]:
+    with RunStore(url) as store:
+        return [[epoch, value] for _, epoch, value, _ in store.history(run, metric, stage)]
+
+
+def test_runs_page_lists_the_runs_with_their_statuses(trained_site, page):
+    page.goto(trained_site.url("/"))
+    page.wait_for_selector("#runs-table tbody tr")
+
+    assert table_rows(page) == [
+        ("solo", "finished"), ("resumed", "finished"), ("finetune", "finished"), ("fast", "finished"), ("baseline", "finished")]
+    assert page.inner_text("#page-info").strip() == "1–5 of 5 runs"
+
+
+def test_sorting_by_best_eval_loss_reorders_the_runs(trained_site, page):
+    page.goto(trained_site.url("/"))
+    page.wait_for_selector("#runs-table tbody tr")
+
+    page.click('th[data-sort="best.eval_loss_epoch"] button')
+    page.wait_for_function("document.querySelector('th.sorted') && document.querySelector('th.sorted').dataset.sort === 'best.eval_loss_epoch'")
+    page.wait_for_function("document.querySelector('#runs-table tbody tr .col-name').textContent === 'fast'")
+
+    assert [name for name, _ in table_rows(page)] == ["fast", "resumed", "finetune", "baseline", "solo"]
+    assert page.eval_on_selector_all("td.col-best_eval_loss_epoch", "cells => cells.map(c => c.textContent)") == [
+        "0.109332", "0.761872", "1.02757", "2.83461", "9.03493"]
+
+
+def test_the_run_page_draws_one_chart_per_metric_with_its_points_and_markers(trained_site, trained_file, page):
+    url = f"sqlite:///{trained_file}"
+    page.goto(trained_site.url("/runs/3"))  # finetune: frozen for 2 epochs, then unfrozen
+    wait_for_charts(page, 2)
+
+    charts = page.evaluate("Object.keys(window.runhistoryCharts).sort()")
+    markers = page.evaluate("window.runhistoryCharts.eval_loss_epoch.markers.map(m => [m.kind, m.x])")
+
+    assert charts == ["eval_loss_epoch", "train_loss_epoch"]
+    assert chart_points(page, "eval_loss_epoch") == expected_points(url, "finetune", "eval_loss_epoch")
+    assert [x for x, _ in chart_points(page, "train_loss_epoch")] == [1, 2, 3, 4, 5]
+    assert markers == [["freeze", 1], ["unfreeze", 3]]
+
+
+def test_the_run_page_marks_a_resume_and_draws_every_stage(trained_site, trained_file, page):
+    url = f"sqlite:///{trained_file}"
+    page.goto(trained_site.url("/runs/4"))  # resumed
+    wait_for_charts(page, 2)
+    resumed = page.evaluate("window.runhistoryCharts.train_loss_epoch.markers.map(m => [m.kind, m.x, m.detail])")
+    page.goto(trained_site.url("/runs/1"))  # baseline: train, then evaluate() in stage 2
+    wait_for_charts(page, 3)
+
+    assert resumed == [["resumed", 3, "from epoch 3 (was finished), on trainer-1 pid 4242"]]
+    assert chart_points(page, "evaluation_loss") == expected_points(url, "baseline", "evaluation_loss", 2)
+    assert page.evaluate("window.runhistoryCharts.evaluation_loss.data.lines.map(l => l.stage)") == [2]
+
+
+def test_the_x_axis_switches_to_the_run_wide_seq(trained_site, page):
+    page.goto(trained_site.url("/runs/3"))
+    wait_for_charts(page, 2)
+
+    page.select_option("#x-mode", "seq")
+    page.wait_for_function("window.runhistoryCharts.eval_loss_epoch.xMode === 'seq'")
+
+    assert [x for x, _ in chart_points(page, "eval_loss_epoch")] == [0, 1, 2, 3, 4]
+    assert page.evaluate("window.runhistoryCharts.eval_loss_epoch.markers.map(m => [m.kind, m.x])") == [["freeze", 0], ["unfreeze", 2]]
+
+
+@pytest.fixture
+def rewound(db_url: str) -> str:
+    """A run of 3 epochs resumed from epoch 2: the points of epochs 2 and 3 are superseded."""
+    with SQLRunHistory(db_url, experiment="exp", run_name="rewound") as h:
+        for epoch in (1, 2, 3):
+            h.update_metric("loss", 10.0 + epoch)
+            h._increment_epoch()
+    with SQLRunHistory(db_url, experiment="exp", run_name="rewound", resume="must") as h:
+        h._set_epoch(2)
+        for epoch in (2, 3):
+            h.update_metric("loss", 20.0 + epoch)
+            h._increment_epoch()
+    return db_url
+
+
+def test_superseded_points_appear_only_with_the_toggle(rewound, page):
+    with serve(rewound) as site:
+        page.goto(site.url("/runs/1"))
+        wait_for_charts(page, 1)
+        before = page.evaluate("window.runhistoryCharts.loss.drawn.map(d => [d.stage, d.rev])")
+        effective = chart_points(page, "loss")
+
+        page.check("#show-superseded")
+        page.wait_for_function("window.runhistoryCharts.loss.drawn.length === 2")
+
+        assert before == [[1, 0]]
+        assert effective == [[1, 11.0], [2, 22.0], [3, 23.0]]
+        assert chart_points(page, "loss", rev=1) == [[2, 12.0], [3, 13.0]]
+        assert page.evaluate("window.runhistoryCharts.loss.markers.map(m => [m.kind, m.x])") == [["resumed", 2], ["rewind", 2]]
+
+
+def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, page):
+    page.goto(trained_site.url("/compare?runs=1,2"))
+    page.wait_for_selector("#compare-configs tbody tr")
+    wait_for_charts(page, 3)
+
+    fields = page.eval_on_selector_all("#compare-configs tbody tr", "rows => rows.map(r => r.dataset.field)")
+    batch = page.eval_on_selector_all('#compare-configs tr[data-field="train_per_device_batch_size"] td', "cells => cells.map(c => c.textContent)")
+
+    assert fields == sorted([
+        "train_per_device_batch_size", "train_dl_kwargs.batch_size", "eval_per_device_batch_size", "eval_dl_kwargs.batch_size",
+        "train_total_batch_size", "eval_total_batch_size", "num_update_steps_per_epoch", "num_local_update_steps_per_epoch",
+        "max_num_train_steps"])
+    assert batch == ["train_per_device_batch_size", "32", "16"]
+    assert page.evaluate("window.runhistoryCharts.eval_loss_epoch.data.lines.map(l => [l.run, l.x.length])") == [[1, 3], [2, 3]]
+    assert page.evaluate("window.runhistoryParcoords.axes.map(a => a.name)") == ["best eval_loss_epoch"]
+
+
+def test_a_run_named_like_html_renders_as_text_and_opens_no_dialog(db_url, page):
+    with SQLRunHistory(db_url, experiment=EVIL, run_name=EVIL, tags={EVIL: EVIL}) as h:
+        h.update_metric(EVIL, 1.0)
+        h.log_event(EVIL, note=EVIL)
+
+    with serve(db_url) as site:
+        page.goto(site.url("/?cols=tag." + EVIL))
+        page.wait_for_selector("#runs-table tbody tr")
+        listed = page.inner_text("#runs-table tbody .col-name")
+        tag = page.inner_text("#runs-table tbody td:last-child")
+        page.goto(site.url("/runs/1"))
+        wait_for_charts(page, 1)
+        heading = page.inner_text("#run-header .run-name")
+        kinds = page.eval_on_selector_all("#run-events li .kind", "els => els.map(e => e.textContent)")
+
+        assert listed == EVIL
+        assert heading == EVIL
+        assert page.evaluate("Object.keys(window.runhistoryCharts)") == [EVIL]
+        assert page.evaluate("document.querySelectorAll('img').length") == 0
+        assert page.dialogs == []
+        assert tag == EVIL
+        assert EVIL in kinds
+
+
+def file_digest(url: str) -> str:
+    return hashlib.sha256(Path(url.removeprefix("sqlite:///")).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def readable_site(url: str) -> Iterator[tuple[str, Any]]:
+    """A database with one run, served as a role that may only read it (on PostgreSQL), with a
+    query time limit of 1 s."""
+    with SQLRunHistory(url, experiment="exp", run_name="one") as history:
+        history.update_metric("loss", 1.0)
+    with serve(reader_url(url), query_timeout=1.0) as site:
+        yield url, site
+
+
+def refusal(url: str, sql: str, **options: Any) -> str:
+    with RunStore(reader_url(url)) as store, pytest.raises(QueryError) as error:
+        run_query(store, sql, **options)
+    return " ".join(str(error.value).split())  # the API's one line
+
+
+def test_the_sql_page_refuses_a_delete_and_stops_a_slow_query(readable_site, page):
+    url, site = readable_site
+    before = file_digest(url) if url.startswith("sqlite") else dump(url, ignore={"runs": ["heartbeat_at"]})
+    page.goto(site.url("/sql"))
+    page.wait_for_selector("#sql-recipes li")
+
+    page.fill("#sql-text", "DELETE FROM runs")
+    page.click("#sql-run")
+    refused = page.wait_for_selector("#sql-result .error").inner_text()
+    page.fill("#sql-text", ENDLESS)
+    page.click("#sql-run")
+    stopped = page.wait_for_selector("#sql-result .error", timeout=10000).inner_text()
+    page.fill("#sql-text", "SELECT run_name, status FROM v_runs")
+    page.click("#sql-run")
+    page.wait_for_selector("#sql-table tbody tr")
+
+    assert refused == refusal(url, "DELETE FROM runs")
+    assert stopped == refusal(url, ENDLESS, timeout=1.0)
+    assert page.eval_on_selector_all("#sql-table tbody td", "cells => cells.map(c => c.textContent)") == ["one", "finished"]
+    assert page.get_attribute("#sql-csv", "href") == "/api/query?sql=SELECT%20run_name%2C%20status%20FROM%20v_runs&format=csv"
+    after = file_digest(url) if url.startswith("sqlite") else dump(url, ignore={"runs": ["heartbeat_at"]})
+    assert after == before
+
+
+@pytest.mark.slow
+def test_a_running_run_grows_on_the_page_without_a_reload(url, page):
+    env = script_env()
+    child = subprocess.Popen([sys.executable, str(SCRIPTS / "ui_live_train.py"), url, "3"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout.readline().strip() == "OPEN"
+        child.stdin.write("\n"); child.stdin.flush()
+        assert child.stdout.readline().strip() == "EPOCH 1"
+        with RunStore(url) as store:
+            run_id = store.run_id("growing")
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url) if "/history" in r.url else None)
+        with serve(url) as site:
+            page.goto(site.url(f"/runs/{run_id}"))
+            wait_for_charts(page, 1)
+            page.evaluate("window.notReloaded = true")
+            first = chart_points(page, "loss")
+            status = page.inner_text("#run-header .badge")
+            for epoch in (2, 3):
+                child.stdin.write("\n"); child.stdin.flush()
+                assert child.stdout.readline().strip() == f"EPOCH {epoch}"
+                page.wait_for_function("n => window.runhistoryCharts.loss.data.lines[0].x.length === n", arg=epoch, timeout=2000)
+            child.stdin.write("\n"); child.stdin.flush()
+            assert child.stdout.readline().strip() == "CLOSED"
+            page.wait_for_function("document.querySelector('#run-header .badge').textContent === 'finished'", timeout=3000)
+
+            assert first == [[1, 1.0]]
+            assert status == "running"
+            assert chart_points(page, "loss") == [[1, 1.0], [2, 0.5], [3, 1 / 3]]
+            assert page.evaluate("window.notReloaded") is True
+            assert [u for u in requests[1:] if "after=" not in u] == []  # after the first, only what is new
+    finally:
+        child.stdin.close()
+        child.wait(30)
+
+
+def test_the_report_file_opens_offline_with_the_same_points(trained_file, tmp_path, browser):
+    from runhistory_sql.ui.report import write_report
+
+    url = f"sqlite:///{trained_file}"
+    one = write_report(url, ["finetune"], tmp_path / "finetune.html")
+    two = write_report(url, ["baseline", "fast"], tmp_path / "compare.html")
+    context = browser.new_context(offline=True)
+    fetched: list[str] = []
+    context.route("http*://**", lambda route: (fetched.append(route.request.url), route.abort()))
+    page = context.new_page()
+    try:
+        page.goto(one.as_uri())
+        wait_for_charts(page, 2)
+        points = chart_points(page, "eval_loss_epoch")
+        markers = page.evaluate("window.runhistoryCharts.eval_loss_epoch.markers.map(m => [m.kind, m.x])")
+        page.goto(two.as_uri())
+        wait_for_charts(page, 3)
+        compared = page.evaluate("window.runhistoryCharts.eval_loss_epoch.data.lines.map(l => l.run)")
+    finally:
+        context.close()
+
+    assert points == expected_points(url, "finetune", "eval_loss_epoch")
+    assert markers == [["freeze", 1], ["unfreeze", 3]]
+    assert compared == [1, 2]
+    assert fetched == []
