@@ -49,7 +49,7 @@
     async start() {
       this.buildFilters();
       await this.refresh();
-      this.stopLive = R.every(2000, () => this.refresh(true));
+      this.stopLive = R.every(1500, () => this.refresh(true));
     }
 
     async refresh(quiet) {
