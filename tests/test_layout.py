@@ -14,7 +14,7 @@ import sqlalchemy
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "runhistory_sql"
 #: a layer may import the layers below it, never one above
-RANK = {"errors": 0, "db": 1, "write": 2, "read": 2, "trainer": 3, "cli": 4}
+RANK = {"errors": 0, "db": 1, "write": 2, "read": 2, "trainer": 3, "cli": 4, "ui": 4}
 #: the only imports across one rank, each with its reason in a comment at the import
 ALLOWED = {("read.deletion", "write.lifecycle"), ("read.deletion", "write.run")}
 

@@ -22,6 +22,7 @@ from .report import report
 from .runs import history, runs
 from .show import show
 from .spill import import_spill
+from .ui import ui
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,7 +37,7 @@ def main() -> None:
     """
 
 
-for _command in (db, demo, import_spill, query, export, delete, plot, runs, history, show, compare):
+for _command in (db, demo, import_spill, query, export, delete, plot, runs, history, show, compare, ui):
     main.add_command(_command)
 main.add_command(report)
 

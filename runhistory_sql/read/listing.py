@@ -11,7 +11,7 @@ from typing import Any, Collection, Iterable, Sequence
 
 from sqlalchemy import Connection, text
 
-from ..db.clock import now_ms
+from ..db.clock import now_ms, pid_gone, this_host
 from ..db.effective import LATEST_FIRST, last_point_join, live_series
 from ..db.schema import metrics, points, series, stages
 from ..errors import InvalidArgumentError
@@ -60,7 +60,7 @@ def list_runs(
     :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the listed runs has
     """
     sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
-    where, params = runs_filter(experiment, status, name_like)
+    where, params = runs_filter(experiment, status, name_like, dead=dead_runs(conn))
     listed = read_runs(conn, f"SELECT run_id FROM v_runs{where}", params)
     names = {metric for row in listed for metric in row.metrics}
     chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
@@ -80,8 +80,27 @@ def read_runs(conn: Connection, ids: str, params: dict[str, Any]) -> list[Run]:
     with :func:`runs_filter`, or a bound ``:run_id``), by id, with the stats of their metrics."""
     rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN ({ids}) ORDER BY v.run_id"), params).all()
     stats, epochs = _series_stats(conn, ids, params)
-    now = now_ms()
-    return [_run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now) for row in rows]
+    now, dead = now_ms(), set(dead_runs(conn))
+    return [_run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now, row.run_id in dead) for row in rows]
+
+
+def dead_runs(conn: Connection) -> list[int]:
+    """The ids of the runs still marked running whose recorded process, on this host, is gone
+    (:func:`~runhistory_sql.db.clock.pid_gone`): they read ``crashed`` at once, without waiting
+    for their heartbeat to go stale. Elsewhere the heartbeat decides, as ``v_runs`` says."""
+    found = conn.execute(
+        text("SELECT id, host, pid FROM runs WHERE status = 'running' AND host = :host"), {"host": this_host()},
+    )
+    return [row.id for row in found if pid_gone(row.host, row.pid)]
+
+
+def status_sql(dead: Collection[int], column: str = "status", run_id: str = "run_id") -> str:
+    """The SQL of a run's status on ``v_runs``: the view's, or ``crashed`` for the ``dead``
+    runs (see :func:`dead_runs`; their ids are integers from the database, inlined)."""
+    if not dead:
+        return column
+    listed = ", ".join(str(int(i)) for i in sorted(dead))
+    return f"(CASE WHEN {run_id} IN ({listed}) THEN 'crashed' ELSE {column} END)"
 
 
 def key_metrics(names: Iterable[str]) -> list[str]:
@@ -103,22 +122,24 @@ def check_metrics(asked: Iterable[str], names: Collection[str], runs: str = "the
 
 _RUNS_SQL = (
     "SELECT v.run_id, v.run_uuid, v.experiment, v.run_name, v.status, v.host, v.tags, v.current_epoch, v.num_stages, "
-    "r.created_at, r.ended_at, r.heartbeat_at FROM v_runs v JOIN runs r ON r.id = v.run_id"
+    "r.created_at, r.ended_at, r.heartbeat_at, r.pid FROM v_runs v JOIN runs r ON r.id = v.run_id"
 )
 
 
 def runs_filter(
-    experiment: str | None = None, status: str | None = None, name_like: str | None = None,
+    experiment: str | None = None, status: str | None = None, name_like: str | None = None, *,
+    dead: Collection[int] = (),
 ) -> tuple[str, dict[str, Any]]:
     """A ``WHERE`` clause on ``v_runs`` (``""`` for no filter) and its bound values.
 
     :param name_like: a SQL ``LIKE`` pattern on the run name
+    :param dead: the runs that read ``crashed`` whatever ``v_runs`` says (:func:`dead_runs`)
     """
     parts, params = [], {}
-    for column, value in (("experiment", experiment), ("status", status)):
+    for key, column, value in (("experiment", "experiment", experiment), ("status", status_sql(dead), status)):
         if value is not None:
-            parts.append(f"{column} = :{column}")
-            params[column] = value
+            parts.append(f"{column} = :{key}")
+            params[key] = value
     if name_like is not None:
         parts.append("run_name LIKE :name_like")
         params["name_like"] = name_like
@@ -149,15 +170,16 @@ def _series_stats(
     return stats, epochs
 
 
-def _run(row: Any, stats: dict[str, MetricStat], epochs: int, now: int) -> Run:
-    end = row.ended_at if row.ended_at is not None else (now if row.status == "running" else row.heartbeat_at)
+def _run(row: Any, stats: dict[str, MetricStat], epochs: int, now: int, dead: bool = False) -> Run:
+    status = "crashed" if dead else row.status
+    end = row.ended_at if row.ended_at is not None else (now if status == "running" else row.heartbeat_at)
     created = utc(row.created_at)
     assert created is not None
     tags = json.loads(row.tags) if isinstance(row.tags, str) else dict(row.tags or {})
     return Run(
         run_id=row.run_id, run_uuid=str(row.run_uuid), experiment=row.experiment, run_name=row.run_name,
-        status=row.status, created_at=created, ended_at=utc(row.ended_at), current_epoch=row.current_epoch,
-        num_stages=row.num_stages, host=row.host, tags=tags, epochs=epochs,
+        status=status, created_at=created, ended_at=utc(row.ended_at), current_epoch=row.current_epoch,
+        num_stages=row.num_stages, host=row.host, tags=tags, epochs=epochs, pid=row.pid,
         duration_s=max(0, (end or row.created_at) - row.created_at) / 1000, metrics=dict(sorted(stats.items())),
     )
 

@@ -63,6 +63,8 @@ class Run:
     duration_s: float
     #: metric name -> its stats (``best_epoch`` not read), by name
     metrics: dict[str, MetricStat] = field(default_factory=dict)
+    #: the process id recorded by the run's last writer (with :attr:`host`), ``None`` if none
+    pid: int | None = None
 
 
 @dataclass(frozen=True)

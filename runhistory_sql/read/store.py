@@ -14,6 +14,8 @@ from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
 from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
 from .listing import check_metrics, key_metrics, list_runs, read_runs
+from .paging import RunPage, read_names, read_page, read_stages
+from .windows import HistoryWindow, read_window
 from .models import Comparison, ConfigSnapshot, Event, MetricStat, Run, RunListing, RunReport
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
 from .records import config_differences, latest, read_configs, read_events
@@ -95,6 +97,56 @@ class RunStore:
             return list_runs(
                 conn, experiment=experiment, status=status, name_like=name_like, sort=sort, limit=limit, metrics=metrics,
             )
+
+    def runs_page(self, **filters: Any) -> RunPage:
+        """One page of the runs, filtered, sorted and paged in SQL (the dashboard's runs list).
+
+        Example::
+
+            page = store.runs_page(status="running", sort="best.eval_loss_epoch", order="asc", limit=20)
+            print(page.total, [run.run_name for run in page.runs])
+
+        :param filters: ``experiment``, ``status``, ``text_in_name`` (case-insensitive), ``sort``
+            (a column of :data:`~runhistory_sql.read.paging.SORT_COLUMNS`, ``last.METRIC`` or
+            ``best.METRIC``; runs without it last), ``order`` (``"asc"``/``"desc"``), ``offset``, ``limit``
+        :raises InvalidArgumentError: a bad sort, order, status, offset or limit
+        """
+        with self._engine.connect() as conn:
+            return read_page(conn, **filters)
+
+    def names(self) -> dict[str, list[str]]:
+        """The ``experiments``, ``metrics``, ``param_keys`` and ``tag_keys`` there are, sorted."""
+        with self._engine.connect() as conn:
+            return read_names(conn)
+
+    def stages(self, run: str | int, *, experiment: str | None = None) -> list[tuple[int, int]]:
+        """The run's stages as ``(stage, started_at_ms)``, in order."""
+        with self._engine.connect() as conn:
+            return read_stages(conn, self.run_id(run, experiment, conn=conn))
+
+    def metric_names(self, runs: Sequence[str | int], *, experiment: str | None = None) -> list[str]:
+        """The metrics any of ``runs`` has, sorted."""
+        with self._engine.connect() as conn:
+            ids = ", ".join(str(self.run_id(run, experiment, conn=conn)) for run in runs) or "NULL"
+            return sorted({m for run in read_runs(conn, ids, {}) for m in run.metrics})
+
+    def window(self, run: str | int, metric: str, *, experiment: str | None = None, **options: Any) -> HistoryWindow:
+        """A metric's history across all stages as a chart draws it: downsampled in SQL (per
+        bucket the first, lowest, highest and last point, and the first that is not a number),
+        a range at full resolution, or only the points after a cursor.
+
+        Example::
+
+            window = store.window("baseline", "train_loss", buckets=500)
+            later = store.window("baseline", "train_loss", after=window.cursor)   # only new points
+
+        :param options: ``x`` (``seq``: run-wide position; ``epoch``, ``step``, ``time``: ms
+            since the epoch), ``start``/``end`` (bounds of x), ``buckets`` (0: no downsampling),
+            ``after`` (a previous window's ``cursor``), ``superseded`` (also the rewound points)
+        :raises RunNotFoundError: no such run
+        """
+        with self._engine.connect() as conn:
+            return read_window(conn, self.run_id(run, experiment, conn=conn), metric, **options)
 
     def run(self, name_or_id: str | int, experiment: str | None = None) -> Run:
         """Return one run by name (unique within an experiment) or id.

@@ -14,7 +14,7 @@ from typing import Any, Collection
 from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..db.clock import now_ms
+from ..db.clock import now_ms, pid_gone
 from ..db.effective import effective_points
 from ..db.engine import fetch_raw, writer_engine
 from ..errors import RunExistsError, RunInUseError, RunNotFoundError
@@ -114,15 +114,10 @@ def holder_alive(row: Any) -> bool:
     """
     if row.status != "running":
         return False
-    if row.host == socket.gethostname():
-        if row.pid == os.getpid():
-            return False
-        try:
-            os.kill(row.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # alive, someone else's
+    if row.host == socket.gethostname() and row.pid == os.getpid():
+        return False
+    if pid_gone(row.host, row.pid):
+        return False
     return (row.heartbeat_at or row.created_at) >= now_ms() - row.stale_after_ms
 
 

@@ -1,0 +1,127 @@
+"""One page of the runs, filtered and sorted in SQL: what the dashboard's runs list shows.
+
+Filtering, sorting (by a run's column, by the last or best value of a metric, by a param) and
+paging are one ``SELECT`` of run ids; only the runs of the page are then read in full
+(:func:`~runhistory_sql.read.listing.read_runs`), so a page costs the same at 10,000 runs as at 10.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, text
+
+from ..db.clock import now_ms
+from ..db.schema import STATUSES
+from ..errors import InvalidArgumentError
+from .listing import dead_runs, read_runs, status_sql
+from .models import Run
+from .summaries import goal_of
+
+#: The columns a page sorts by, and their SQL (on ``v_runs v JOIN runs r``; ``{status}`` and
+#: ``{now}`` are filled in).
+SORT_COLUMNS = {
+    "id": "v.run_id", "uuid": "v.run_uuid", "experiment": "v.experiment", "name": "v.run_name",
+    "status": "{status}", "created_at": "r.created_at", "ended_at": "r.ended_at",
+    "duration_s": "(COALESCE(r.ended_at, CASE WHEN {status} = 'running' THEN {now} ELSE r.heartbeat_at END, "
+                  "r.created_at) - r.created_at)",
+    "num_stages": "v.num_stages", "current_epoch": "v.current_epoch", "host": "v.host", "pid": "r.pid",
+}
+#: The most runs one page holds.
+MAX_PAGE = 1000
+
+# The latest live series of one metric per run, with its last effective point's value.
+_METRIC_SQL = """
+SELECT s.run_id AS run_id, s.min_value AS min_value, s.max_value AS max_value, p.value AS last_value,
+       ROW_NUMBER() OVER (PARTITION BY s.run_id ORDER BY st.idx DESC, s.id DESC) AS rn
+FROM series s JOIN metrics mt ON mt.id = s.metric_id JOIN stages st ON st.id = s.stage_id
+LEFT JOIN points p ON p.series_id = s.id AND p.rev = 0 AND p.seq = s.n_points - 1
+WHERE mt.name = :sort_metric AND s.deleted = :no AND s.n_points > 0"""
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of runs (see :meth:`RunStore.runs_page`): ``total`` is the number of runs that
+    match the filters, ``runs`` those of ``offset .. offset + limit`` in the order asked."""
+
+    total: int
+    offset: int
+    limit: int
+    runs: list[Run]
+
+
+def read_page(
+    conn: Connection, *, experiment: str | None = None, status: str | None = None, text_in_name: str | None = None,
+    sort: str = "id", order: str = "desc", offset: int = 0, limit: int = 50, where: Sequence[str] = (),
+) -> RunPage:
+    """Read one page of runs; see :meth:`RunStore.runs_page`."""
+    if order not in ("asc", "desc"):
+        raise InvalidArgumentError(f"order must be 'asc' or 'desc', not {order!r}.")
+    if status is not None and status not in STATUSES:
+        raise InvalidArgumentError(f"status must be one of {', '.join(STATUSES)}, not {status!r}.")
+    if offset < 0 or not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgumentError(f"A page is offset >= 0 and 1 <= limit <= {MAX_PAGE}, not offset={offset}, limit={limit}.")
+    # TODO(steps): ``where`` conditions (read/filters.py) and ``param.KEY`` sorting, once merged
+    if where:
+        raise InvalidArgumentError("Filtering by params (where=) needs the params of issue 12, not in this build yet.")
+    status_col = status_sql(dead_runs(conn), "v.status", "v.run_id")
+    joins, conditions, params = "", [], {}
+    if experiment is not None:
+        conditions.append("v.experiment = :experiment")
+        params["experiment"] = experiment
+    if status is not None:
+        conditions.append(f"{status_col} = :status")
+        params["status"] = status
+    if text_in_name:
+        conditions.append("LOWER(v.run_name) LIKE :name ESCAPE '!'")
+        escaped = text_in_name.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        params["name"] = f"%{escaped}%"
+    key, sort_joins, sort_params = _sort_key(sort, status_col, order)
+    joins += sort_joins
+    params.update(sort_params)
+    filters = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+    base = f"FROM v_runs v JOIN runs r ON r.id = v.run_id{joins}{filters}"
+    total = conn.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one()
+    direction = order.upper()
+    ids = [row[0] for row in conn.execute(text(
+        f"SELECT v.run_id {base} ORDER BY ({key}) IS NULL, {key} {direction}, v.run_id {direction} "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}"
+    ), params)]
+    found = {run.run_id: run for run in read_runs(conn, ", ".join(map(str, ids)) or "NULL", {})}
+    return RunPage(int(total), offset, limit, [found[i] for i in ids if i in found])
+
+
+def _sort_key(sort: str, status_col: str, order: str) -> tuple[str, str, dict[str, Any]]:
+    """The SQL to order by for ``sort``, the joins it needs and their bound values."""
+    if sort in SORT_COLUMNS:
+        return SORT_COLUMNS[sort].format(status=status_col, now=now_ms()), "", {}
+    kind, dot, metric = sort.partition(".")
+    if dot and metric and kind in ("last", "best"):
+        column = "m.last_value" if kind == "last" else ("m.min_value" if goal_of(metric) == "min" else "m.max_value")
+        joins = f" LEFT JOIN ({_METRIC_SQL}) m ON m.run_id = v.run_id AND m.rn = 1"
+        return column, joins, {"sort_metric": metric, "no": False}
+    choices = ", ".join(SORT_COLUMNS)
+    raise InvalidArgumentError(f"Sort by one of {choices}, last.METRIC, best.METRIC or param.KEY, not {sort!r}.")
+
+
+def read_names(conn: Connection) -> dict[str, list[str]]:
+    """What a runs list can filter and sort by: ``experiments``, ``metrics`` (those with a
+    series), ``param_keys`` and ``tag_keys``, each sorted."""
+    tag_keys = (
+        "SELECT DISTINCT j.key FROM runs, json_each(runs.tags) AS j" if conn.dialect.name == "sqlite"
+        else "SELECT DISTINCT json_object_keys(tags::json) FROM runs"
+    )
+    found = {
+        "experiments": "SELECT name FROM experiments",
+        "metrics": "SELECT name FROM metrics m WHERE EXISTS (SELECT 1 FROM series s WHERE s.metric_id = m.id)",
+        "tag_keys": tag_keys,
+    }
+    names = {key: sorted(str(row[0]) for row in conn.execute(text(sql))) for key, sql in found.items()}
+    # TODO(steps): the keys of v_params, once issue 12's params are merged
+    return {"experiments": names["experiments"], "metrics": names["metrics"], "param_keys": [], "tag_keys": names["tag_keys"]}
+
+
+def read_stages(conn: Connection, run_id: int) -> list[tuple[int, int]]:
+    """The run's stages: ``(stage, started_at in ms)``, in order."""
+    rows = conn.execute(text("SELECT idx, started_at FROM stages WHERE run_id = :r ORDER BY idx"), {"r": run_id})
+    return [(int(idx), int(at)) for idx, at in rows]

@@ -1,0 +1,219 @@
+"""A metric's history as a chart needs it: downsampled in SQL, a range at full resolution, and
+only the points after a cursor for live updates.
+
+Downsampling keeps, per bucket of consecutive points, the first, the lowest, the highest and the
+last point, and the first point that is not a number (NaN, or a value that is not numeric) so that
+a spike or a gap is never hidden. The buckets are ranges of ``seq``: the effective seqs of a
+series are ``0 .. n - 1`` (and a rewind's superseded ones a range too), so a bucket's first and
+last point are primary-key lookups and its min and max one scan of its range. Only the chosen
+points (at most 5 per bucket) leave the database.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from ..db.schema import points
+from ..db.values import decode
+from ..errors import InvalidArgumentError
+
+#: The x axes a window can have.
+X_AXES = ("seq", "epoch", "step", "time")
+#: A range of at most ``buckets * FULL_RESOLUTION`` points is returned whole.
+FULL_RESOLUTION = 4
+# cursor = rewinds * _REWIND + points: a rewind since the cursor is seen (then the answer is whole)
+_REWIND = 2 ** 40
+# points.step arrives with migration 0007 (issue 12); before it, no point has a step
+_HAS_STEP = "step" in points.c
+
+
+@dataclass(frozen=True)
+class SeriesWindow:
+    """The points of one series in a window: ``rev`` 0 is a stage's effective history, ``rev > 0``
+    the points the rewind numbered ``rev`` superseded. ``y`` holds the decoded values (a float,
+    or what was recorded when it is not a number)."""
+
+    stage: int
+    rev: int
+    x: list[Any] = field(default_factory=list)
+    y: list[Any] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    """What :meth:`RunStore.window` returns: one :class:`SeriesWindow` per stage (and per
+    superseded rev), whether any was downsampled, and the cursor for the next live update.
+    ``reset`` is true when an ``after`` cursor was given but the history changed under it (a
+    rewind, a deleted metric): the window is then the whole history, not an increment."""
+
+    metric: str
+    x: str
+    downsampled: bool
+    cursor: int
+    series: list[SeriesWindow]
+    reset: bool = False
+
+
+@dataclass(frozen=True)
+class _Series:
+    series_id: int
+    stage: int
+    rev: int
+    lo: int  # the seqs are lo .. hi - 1
+    hi: int
+    offset: int  # what x=seq adds: the points of the metric in the earlier stages
+
+
+def read_window(
+    conn: Connection, run_id: int, metric: str, *, x: str = "seq", start: float | None = None, end: float | None = None,
+    buckets: int = 1000, after: int | None = None, superseded: bool = False,
+) -> HistoryWindow:
+    """Read a window of a metric's history; see :meth:`RunStore.window`."""
+    if x not in X_AXES:
+        raise InvalidArgumentError(f"x must be one of {', '.join(X_AXES)}, not {x!r}.")
+    if buckets < 0:
+        raise InvalidArgumentError(f"buckets must be 0 (no downsampling) or more, not {buckets}.")
+    created, rewinds = conn.execute(text("SELECT created_at, rewinds FROM runs WHERE id = :r"), {"r": run_id}).one()
+    effective = _effective(conn, run_id, metric)
+    total = sum(s.hi for s in effective)
+    cursor = rewinds * _REWIND + total
+    reset = False
+    if after is not None:
+        seen_rewinds, seen = divmod(int(after), _REWIND)
+        reset = seen_rewinds != rewinds or seen > total
+        if not reset:  # only what came after the cursor, whole; superseded points do not grow
+            todo = [_Series(s.series_id, s.stage, 0, max(s.lo, seen - s.offset), s.hi, s.offset) for s in effective]
+            chosen = [_raw(conn, s, x, int(created)) for s in todo if s.lo < s.hi]
+            return HistoryWindow(metric, x, False, cursor, chosen)
+    todo = effective + (_superseded(conn, effective) if superseded else [])
+    todo = [_bounded(conn, s, x, start, end, int(created)) for s in todo]
+    count = sum(s.hi - s.lo for s in todo)
+    whole = buckets == 0 or count <= buckets * FULL_RESOLUTION
+    found = []
+    for s in todo:
+        if whole or s.hi - s.lo <= FULL_RESOLUTION:
+            found.append(_raw(conn, s, x, int(created)))
+        else:
+            share = max(1, round(buckets * (s.hi - s.lo) / count))
+            found.append(_downsampled(conn, s, x, int(created), share))
+    return HistoryWindow(metric, x, not whole, cursor, found, reset)
+
+
+def _effective(conn: Connection, run_id: int, metric: str) -> list[_Series]:
+    """The metric's live series, one per stage (the latest), in stage order, with their offsets."""
+    rows = conn.execute(text(
+        "SELECT s.id, st.idx, s.n_points FROM series s JOIN metrics m ON m.id = s.metric_id "
+        "JOIN stages st ON st.id = s.stage_id "
+        "WHERE s.run_id = :run AND m.name = :metric AND s.deleted = :no AND s.n_points > 0 ORDER BY st.idx, s.id"
+    ), {"run": run_id, "metric": metric, "no": False}).all()
+    latest = {stage: (series_id, n) for series_id, stage, n in rows}
+    found, offset = [], 0
+    for stage, (series_id, n) in sorted(latest.items()):
+        found.append(_Series(series_id, stage, 0, 0, n, offset))
+        offset += n
+    return found
+
+
+def _superseded(conn: Connection, effective: list[_Series]) -> list[_Series]:
+    found = []
+    for s in effective:
+        rows = conn.execute(text(
+            "SELECT rev, MIN(seq), MAX(seq) FROM points WHERE series_id = :s AND rev > 0 GROUP BY rev ORDER BY rev"
+        ), {"s": s.series_id})
+        found += [_Series(s.series_id, s.stage, rev, lo, hi + 1, s.offset) for rev, lo, hi in rows]
+    return found
+
+
+def _x_sql(x: str, created: int) -> str:
+    if x == "epoch":
+        return "epoch"
+    if x == "time":
+        return f"(recorded_at + {created})"
+    return "step" if _HAS_STEP else "NULL"
+
+
+def _bounded(conn: Connection, s: _Series, x: str, start: float | None, end: float | None, created: int) -> _Series:
+    """``s`` cut to the points whose x is within ``start .. end`` (x grows with seq)."""
+    if start is None and end is None:
+        return s
+    if x == "seq":
+        lo = s.lo if start is None else max(s.lo, math.ceil(start) - s.offset)
+        hi = s.hi if end is None else min(s.hi, math.floor(end) - s.offset + 1)
+        return _Series(s.series_id, s.stage, s.rev, lo, max(lo, hi), s.offset)
+    column = _x_sql(x, created)
+    bounds = [f"{column} >= :start"] * (start is not None) + [f"{column} <= :end"] * (end is not None)
+    lo, hi = conn.execute(text(
+        f"SELECT MIN(seq), MAX(seq) FROM points WHERE series_id = :s AND rev = :rev AND seq >= :lo AND seq < :hi "
+        f"AND {' AND '.join(bounds)}"
+    ), {"s": s.series_id, "rev": s.rev, "lo": s.lo, "hi": s.hi, "start": start, "end": end}).one()
+    if lo is None:
+        return _Series(s.series_id, s.stage, s.rev, s.lo, s.lo, s.offset)
+    return _Series(s.series_id, s.stage, s.rev, lo, hi + 1, s.offset)
+
+
+_COLUMNS = "seq, epoch, value, special, value_json, recorded_at" + (", step" if _HAS_STEP else ", NULL")
+
+
+def _raw(conn: Connection, s: _Series, x: str, created: int) -> SeriesWindow:
+    rows = conn.execute(text(
+        f"SELECT {_COLUMNS} FROM points WHERE series_id = :s AND rev = :rev AND seq >= :lo AND seq < :hi ORDER BY seq"
+    ), {"s": s.series_id, "rev": s.rev, "lo": s.lo, "hi": s.hi})
+    return _window(s, x, created, rows)
+
+
+def _downsampled(conn: Connection, s: _Series, x: str, created: int, share: int) -> SeriesWindow:
+    width = -(-(s.hi - s.lo) // share)
+    count = -(-(s.hi - s.lo) // width)
+    rng = (f"p.series_id = {s.series_id} AND p.rev = {s.rev} AND p.seq >= {s.lo} + b.i * {width} "
+           f"AND p.seq < {s.lo} + (b.i + 1) * {width}")
+    picks: tuple[str, ...]
+    if conn.dialect.name == "sqlite":  # a bare column beside min() / max() is that row's (one scan each)
+        picks = (
+            f"(SELECT k FROM (SELECT seq * 2 + (COUNT(*) > COUNT(value)) AS k, MIN(value) FROM points p WHERE {rng}))",
+            f"(SELECT seq * 2 FROM (SELECT seq, MAX(value) FROM points p WHERE {rng}))",
+        )
+    else:
+        picks = (
+            f"(SELECT seq * 2 FROM points p WHERE {rng} AND value IS NOT NULL ORDER BY value, seq LIMIT 1)",
+            f"(SELECT seq * 2 FROM points p WHERE {rng} AND value IS NOT NULL ORDER BY value DESC, seq LIMIT 1)",
+            f"(SELECT MIN(seq) * 2 + 1 FROM points p WHERE {rng} AND value IS NULL)",
+        )
+    sql = (f"WITH RECURSIVE b(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i < {count - 1}) "
+           f"SELECT b.i, {', '.join(picks)} FROM b")
+    seqs: set[int] = set()
+    gaps: list[tuple[int, int]] = []
+    for i, *found in conn.execute(text(sql)):
+        first = s.lo + i * width
+        seqs.update((first, min(s.hi, first + width) - 1))
+        for k in found:
+            if k is not None:
+                seqs.add(k // 2)
+                if k % 2:
+                    gaps.append((first, min(s.hi, first + width)))
+    for lo, hi in gaps if conn.dialect.name == "sqlite" else ():  # the rare buckets with a NaN
+        gap = conn.execute(text(
+            "SELECT MIN(seq) FROM points WHERE series_id = :s AND rev = :rev AND seq >= :lo AND seq < :hi AND value IS NULL"
+        ), {"s": s.series_id, "rev": s.rev, "lo": lo, "hi": hi}).scalar()
+        if gap is not None:
+            seqs.add(gap)
+    listed = ", ".join(str(q) for q in sorted(seqs))
+    rows = conn.execute(text(
+        f"SELECT {_COLUMNS} FROM points WHERE series_id = :s AND rev = :rev AND seq IN ({listed}) ORDER BY seq"
+    ), {"s": s.series_id, "rev": s.rev})
+    return _window(s, x, created, rows)
+
+
+def _window(s: _Series, x: str, created: int, rows: Any) -> SeriesWindow:
+    window = SeriesWindow(s.stage, s.rev)
+    for seq, epoch, value, special, value_json, recorded_at, step in rows:
+        if x == "step" and step is None:
+            continue
+        at = {"seq": s.offset + seq, "epoch": epoch, "time": recorded_at + created, "step": step}[x]
+        window.x.append(at)
+        window.y.append(decode(value, special, value_json))
+        window.seq.append(seq)
+    return window
