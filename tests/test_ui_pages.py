@@ -57,7 +57,7 @@ def trained_site(trained_file: Path) -> Iterator[Any]:
 
 
 def table_rows(page: Any) -> list[tuple[str, str]]:
-    return page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => [r.querySelector('.col-name').textContent, r.dataset.status])")
+    return [tuple(r) for r in page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => [r.querySelector('.col-name').textContent, r.dataset.status])")]
 
 
 def wait_for_charts(page: Any, n: int) -> None:
@@ -157,7 +157,7 @@ def test_superseded_points_appear_only_with_the_toggle(rewound, page):
         assert before == [[1, 0]]
         assert effective == [[1, 11.0], [2, 22.0], [3, 23.0]]
         assert chart_points(page, "loss", rev=1) == [[2, 12.0], [3, 13.0]]
-        assert page.evaluate("window.runhistoryCharts.loss.markers.map(m => [m.kind, m.x])") == [["resumed", 2], ["rewind", 2]]
+        assert page.evaluate("window.runhistoryCharts.loss.markers.map(m => [m.kind, m.x])") == [["resumed", 4], ["rewind", 2]]
 
 
 def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, page):

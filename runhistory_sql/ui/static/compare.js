@@ -64,6 +64,8 @@
       let pen = false;
       for (const [x, y] of points) { if (y === null) { pen = false; continue; } if (pen) ctx.lineTo(x, y); else ctx.moveTo(x, y); pen = true; }
       ctx.stroke();
+      ctx.fillStyle = colors[k];
+      for (const [x, y] of points) if (y !== null) { ctx.beginPath(); ctx.arc(x, y, 3.5, 0, 2 * Math.PI); ctx.fill(); }
       return {run: r.id, name: r.name, values: scaled.map(a => a.values[String(r.id)] ?? null)};
     });
     window.runhistoryParcoords = {axes: scaled.map(a => ({name: a.name, kind: a.kind})), lines};
@@ -121,7 +123,10 @@
     async loadCharts() {
       const x = this.x, box = document.getElementById("compare-charts");
       const metrics = Object.keys(this.answer.metrics).sort();
-      const answers = await Promise.all(metrics.map(m => Promise.all(this.runs.map(r => api(R.historyPath(r.id, m, x))))));
+      // only the runs that have the metric (the compare answer says which)
+      const has = (m, r) => Boolean((this.answer.metrics[m] || {})[String(r.id)]);
+      const answers = await Promise.all(metrics.map(m => Promise.all(this.runs.map(r =>
+        has(m, r) ? api(R.historyPath(r.id, m, x)) : Promise.resolve({series: []})))));
       if (x !== this.x) return;
       clear(box);
       metrics.forEach((m, i) => {
