@@ -259,6 +259,9 @@ def test_a_running_run_grows_on_the_page_without_a_reload(url, page):
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url) if "/history" in r.url else None)
         with serve(url) as site:
+            listing = page.context.new_page()
+            listing.goto(site.url("/"))
+            listing.wait_for_selector(f'#runs-table tr[data-run-id="{run_id}"][data-status="running"]')
             page.goto(site.url(f"/runs/{run_id}"))
             wait_for_charts(page, 1)
             page.evaluate("window.notReloaded = true")
@@ -271,11 +274,14 @@ def test_a_running_run_grows_on_the_page_without_a_reload(url, page):
             child.stdin.write("\n"); child.stdin.flush()
             assert child.stdout.readline().strip() == "CLOSED"
             page.wait_for_function("document.querySelector('#run-header .badge').textContent === 'finished'", timeout=3000)
+            listing.wait_for_selector(f'#runs-table tr[data-run-id="{run_id}"][data-status="finished"]', timeout=3000)
+            epochs = listing.inner_text(f'#runs-table tr[data-run-id="{run_id}"] .col-current_epoch')
 
             assert first == [[1, 1.0]]
             assert status == "running"
             assert chart_points(page, "loss") == [[1, 1.0], [2, 0.5], [3, 1 / 3]]
             assert page.evaluate("window.notReloaded") is True
+            assert epochs == "4"
             assert [u for u in requests[1:] if "after=" not in u] == []  # after the first, only what is new
     finally:
         child.stdin.close()
