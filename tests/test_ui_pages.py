@@ -160,7 +160,9 @@ def test_superseded_points_appear_only_with_the_toggle(rewound, page):
         assert page.evaluate("window.runhistoryCharts.loss.markers.map(m => [m.kind, m.x])") == [["resumed", 4], ["rewind", 2]]
 
 
-def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, page):
+def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, trained_file, page):
+    url = f"sqlite:///{trained_file}"
+    best = [min(v for _, v in expected_points(url, run, "eval_loss_epoch")) for run in ("baseline", "fast")]
     page.goto(trained_site.url("/compare?runs=1,2"))
     page.wait_for_selector("#compare-configs tbody tr")
     wait_for_charts(page, 3)
@@ -174,7 +176,9 @@ def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, page)
         "max_num_train_steps"])
     assert batch == ["train_per_device_batch_size", "32", "16"]
     assert page.evaluate("window.runhistoryCharts.eval_loss_epoch.data.lines.map(l => [l.run, l.x.length])") == [[1, 3], [2, 3]]
-    assert page.evaluate("window.runhistoryParcoords.axes.map(a => a.name)") == ["best eval_loss_epoch"]
+    assert page.evaluate("window.runhistoryParcoords.axes.map(a => a.name)") == [  # no params: the first config fields
+        "eval_dl_kwargs.batch_size", "eval_per_device_batch_size", "eval_total_batch_size", "max_num_train_steps", "best eval_loss_epoch"]
+    assert page.evaluate("window.runhistoryParcoords.lines.map(l => l.values)") == [[32, 32, 32, 49, best[0]], [16, 16, 16, 97, best[1]]]
 
 
 def test_a_run_named_like_html_renders_as_text_and_opens_no_dialog(db_url, page):

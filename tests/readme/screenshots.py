@@ -20,7 +20,7 @@ from ui_support import launch_chromium, serve  # noqa: E402
 SHOTS = {  # file -> (path, what must be drawn first, clip height)
     "ui-runs.png": ("/", "document.querySelectorAll('#runs-table tbody tr').length === 5", 520),
     "ui-run.png": ("/runs/3", "Object.keys(window.runhistoryCharts).length === 2", 900),
-    "ui-compare.png": ("/compare?runs=1,2,3", "Object.keys(window.runhistoryCharts).length === 3 && window.runhistoryParcoords", 1400),
+    "ui-compare.png": ("/compare?runs=1,2,3", "Object.keys(window.runhistoryCharts).length === 3 && window.runhistoryParcoords", 2000),
 }
 
 
@@ -40,7 +40,7 @@ def main() -> None:
                     page.check('#runs-table tr[data-run-id="1"] input.pick')
                     page.check('#runs-table tr[data-run-id="2"] input.pick')
                 full = page.evaluate("document.documentElement.scrollHeight")
-                page.screenshot(path=str(HERE / name), clip={"x": 0, "y": 0, "width": 1280, "height": min(height, full)})
+                page.screenshot(path=str(HERE / name), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": min(height, full)})
                 print("wrote", HERE / name)
             browser.close()
 

@@ -38,7 +38,7 @@
     canvas.width = w * dpr; canvas.height = h * dpr; canvas.style.height = h + "px";
     const ctx = canvas.getContext("2d");
     ctx.scale(dpr, dpr); ctx.clearRect(0, 0, w, h);
-    const top = 40, bottom = h - 30, left = 60, right = w - 60;
+    const top = 40, bottom = h - 30, left = 100, right = w - 100;
     const xOf = i => axes.length === 1 ? (left + right) / 2 : left + (right - left) * i / (axes.length - 1);
     const scaled = axes.map(axis => {
       const vals = runs.map(r => axis.values[String(r.id)]).filter(v => v !== undefined && v !== null);
@@ -100,18 +100,38 @@
         ["epoch", "step", "seq", "time"].map(x => el("option", {value: x}, x)))));
     }
 
+    /** The axes one can pick: the params that differ, then the config fields that differ and
+     *  hold one value (not a dict or a list). */
+    candidateAxes() {
+      const scalar = values => Object.values(values).every(v => v === null || typeof v !== "object");
+      return [
+        ...Object.keys(this.answer.params).sort().map(k => ({name: k, from: "param", values: this.answer.params[k]})),
+        ...Object.keys(this.answer.configs).sort().filter(f => scalar(this.answer.configs[f]))
+          .map(f => ({name: f, from: "config", values: this.answer.configs[f]})),
+      ];
+    }
+
     parcoordsCard() {
       const metrics = Object.keys(this.answer.metrics).sort();
       const preferred = metrics.find(m => /eval|val/.test(m) && /loss/.test(m)) || metrics[0];
       this.parMetric = preferred;
+      const candidates = this.candidateAxes();
+      const params = candidates.filter(a => a.from === "param");
+      // by default the params; a sweep without params shows its first differing config fields
+      this.axesOn = new Set((params.length ? params : candidates.slice(0, 4)).map(a => a.name));
+      const picks = el("details", {class: "columns"}, el("summary", {}, "axes"), candidates.map(a => el("label", {},
+        el("input", {type: "checkbox", value: a.name, checked: this.axesOn.has(a.name), onchange: e => {
+          if (e.target.checked) this.axesOn.add(a.name); else this.axesOn.delete(a.name);
+          this.drawParcoords();
+        }}), ` ${a.name} (${a.from})`)));
       return el("section", {class: "card", id: "compare-parcoords"}, el("h2", {}, "Parallel coordinates"),
-        el("label", {}, "best of ", el("select", {id: "parcoords-metric", onchange: e => { this.parMetric = e.target.value; this.drawParcoords(); }},
-          metrics.map(m => el("option", {value: m, selected: m === preferred}, m)))),
+        el("div", {class: "controls"}, el("label", {}, "best of ", el("select", {id: "parcoords-metric", onchange: e => { this.parMetric = e.target.value; this.drawParcoords(); }},
+          metrics.map(m => el("option", {value: m, selected: m === preferred}, m)))), picks),
         el("canvas", {id: "parcoords", class: "parcoords"}));
     }
 
     drawParcoords() {
-      const axes = Object.keys(this.answer.params).sort().map(k => ({name: k, values: this.answer.params[k]}));
+      const axes = this.candidateAxes().filter(a => this.axesOn.has(a.name));
       if (this.parMetric) {
         const best = {};
         for (const [id, v] of Object.entries(this.answer.metrics[this.parMetric] || {})) best[id] = v.best;

@@ -125,8 +125,11 @@
       const shown = el("output", {id: "smoothing-value"}, "0");
       smooth.addEventListener("input", () => { this.state.smoothing = Number(smooth.value); shown.textContent = smooth.value; this.drawAll(); });
       const sup = el("input", {type: "checkbox", id: "show-superseded", onchange: e => { this.state.superseded = e.target.checked; this.drawAll(); }});
+      const kinds = [...new Set(this.report.events.map(e => e.kind).filter(k => k in R.MARKER_KINDS))];
       box.append(el("label", {}, "x axis ", xs), el("label", {}, log, " log scale"),
-        el("label", {}, "smoothing ", smooth, " ", shown), el("label", {}, sup, " superseded points (rewinds)"));
+        el("label", {}, "smoothing ", smooth, " ", shown), el("label", {}, sup, " superseded points (rewinds)"),
+        kinds.length ? el("span", {class: "marker-legend"}, "markers (hover for detail): ", kinds.map(k =>
+          el("span", {class: "marker-key"}, el("span", {class: "marker-line", style: `border-color:${R.MARKER_KINDS[k]}`}), k))) : "");
     }
 
     chartBox(metric) {
