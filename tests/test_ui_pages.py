@@ -160,6 +160,33 @@ def test_superseded_points_appear_only_with_the_toggle(rewound, page):
         assert page.evaluate("window.runhistoryCharts.loss.markers.map(m => [m.kind, m.x])") == [["resumed", 4], ["rewind", 2]]
 
 
+def test_zooming_into_a_downsampled_chart_fetches_the_range_at_full_resolution(db_url, page):
+    with SQLRunHistory(db_url, experiment="exp", run_name="long") as h:
+        for epoch in range(10):
+            for step in range(1000):
+                h.update_metric("loss", float(epoch * 1000 + step))
+            h._increment_epoch()
+
+    with serve(db_url) as site:
+        page.goto(site.url("/runs/1"))
+        wait_for_charts(page, 1)
+        overview = chart_points(page, "loss")
+        box = page.locator('.chart-card[data-metric="loss"] .u-over').bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.40, box["y"] + 20)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + 20, steps=5)
+        page.mouse.up()
+        page.wait_for_selector('.chart-card[data-metric="loss"] .reset-zoom:not([hidden])')
+        zoomed = chart_points(page, "loss")
+
+        assert page.get_attribute('.chart-card[data-metric="loss"]', "data-downsampled") == "true"
+        assert len(overview) < 10_000
+        assert [x for x, _ in overview][:1] == [0] and overview[-1] == [9999, 9999.0]
+        xs = [x for x, _ in zoomed]
+        assert 3_900 <= xs[0] < xs[-1] <= 4_600  # the dragged range (seq: the x axis of a long history)
+        assert zoomed == [[x, float(x)] for x in range(xs[0], xs[-1] + 1)]  # every point in it
+
+
 def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, trained_file, page):
     url = f"sqlite:///{trained_file}"
     best = [min(v for _, v in expected_points(url, run, "eval_loss_epoch")) for run in ("baseline", "fast")]
