@@ -129,6 +129,27 @@ def test_the_x_axis_switches_to_the_run_wide_seq(trained_site, page):
     assert page.evaluate("window.runhistoryCharts.eval_loss_epoch.markers.map(m => [m.kind, m.x])") == [["freeze", 0], ["unfreeze", 2]]
 
 
+def test_smoothing_draws_a_moving_average_over_a_faint_raw_line_and_log_scale_is_a_log_axis(trained_site, trained_file, page):
+    values = [v for _, v in expected_points(f"sqlite:///{trained_file}", "finetune", "eval_loss_epoch")]
+    last, smoothed = 0.0, []
+    for i, v in enumerate(values):  # TensorBoard's debiased EMA
+        last = last * 0.6 + 0.4 * v
+        smoothed.append(last / (1 - 0.6 ** (i + 1)))
+    page.goto(trained_site.url("/runs/3"))
+    wait_for_charts(page, 2)
+
+    page.locator("#smoothing").fill("0.6")
+    page.wait_for_function("window.runhistoryCharts.eval_loss_epoch.drawn.length === 2")
+    drawn = page.evaluate("window.runhistoryCharts.eval_loss_epoch.drawn.map(d => d.kind)")
+    plotted = page.evaluate("window.runhistoryCharts.eval_loss_epoch.uplot.data.slice(1)")
+    page.check("#log-scale")
+    page.wait_for_function("window.runhistoryCharts.eval_loss_epoch.uplot.scales.y.distr === 3")
+
+    assert drawn == ["raw", "smooth"]
+    assert plotted[0] == values
+    assert plotted[1] == pytest.approx(smoothed, rel=1e-12)
+
+
 @pytest.fixture
 def rewound(db_url: str) -> str:
     """A run of 3 epochs resumed from epoch 2: the points of epochs 2 and 3 are superseded."""

@@ -53,7 +53,9 @@
   /** Put lines with their own x values on one x array: [X, Y1, ...]. A point another line has
    *  is `undefined` (spanned), a real gap stays `null` (drawn as a gap). */
   function align(lines) {
-    if (lines.length === 1) return [lines[0].x.slice(), lines[0].y.slice()];
+    const x0 = lines[0].x;
+    const same = l => l.x === x0 || (l.x.length === x0.length && l.x.every((v, i) => v === x0[i]));
+    if (lines.every(same)) return [x0.slice(), ...lines.map(l => l.y.slice())];  // e.g. a line and its smoothing
     const total = lines.reduce((n, l) => n + l.x.length, 0);
     const pos = lines.map(() => 0);
     const X = new Array(total), Ys = lines.map(() => new Array(total).fill(undefined));
