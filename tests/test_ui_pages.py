@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 from helpers import dump, reader_url, script_env
-from ui_support import chart_points, launch_chromium, serve
+from ui_support import chart_points, launch_chromium, serving
 
 from runhistory_sql import RunStore, SQLRunHistory
 from runhistory_sql.errors import QueryError
@@ -52,7 +52,7 @@ def page(browser: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def trained_site(trained_file: Path) -> Iterator[Any]:
     """The dashboard of the trained runs (one server for the session: nothing here writes)."""
-    with serve(f"sqlite:///{trained_file}") as served:
+    with serving(f"sqlite:///{trained_file}") as served:
         yield served
 
 
@@ -166,7 +166,7 @@ def rewound(db_url: str) -> str:
 
 
 def test_superseded_points_appear_only_with_the_toggle(rewound, page):
-    with serve(rewound) as site:
+    with serving(rewound) as site:
         page.goto(site.url("/runs/1"))
         wait_for_charts(page, 1)
         before = page.evaluate("window.runhistoryCharts.loss.drawn.map(d => [d.stage, d.rev])")
@@ -188,7 +188,7 @@ def test_zooming_into_a_downsampled_chart_fetches_the_range_at_full_resolution(d
                 h.update_metric("loss", float(epoch * 1000 + step))
             h._increment_epoch()
 
-    with serve(db_url) as site:
+    with serving(db_url) as site:
         page.goto(site.url("/runs/1"))
         wait_for_charts(page, 1)
         overview = chart_points(page, "loss")
@@ -234,7 +234,7 @@ def test_a_run_named_like_html_renders_as_text_and_opens_no_dialog(db_url, page)
         h.update_metric(EVIL, 1.0)
         h.log_event(EVIL, note=EVIL)
 
-    with serve(db_url) as site:
+    with serving(db_url) as site:
         page.goto(site.url("/?cols=tag." + EVIL))
         page.wait_for_selector("#runs-table tbody tr")
         listed = page.inner_text("#runs-table tbody .col-name")
@@ -263,7 +263,7 @@ def readable_site(url: str) -> Iterator[tuple[str, Any]]:
     query time limit of 1 s."""
     with SQLRunHistory(url, experiment="exp", run_name="one") as history:
         history.update_metric("loss", 1.0)
-    with serve(reader_url(url), query_timeout=1.0) as site:
+    with serving(reader_url(url), query_timeout=1.0) as site:
         yield url, site
 
 
@@ -310,7 +310,7 @@ def test_a_running_run_grows_on_the_page_without_a_reload(url, page):
             run_id = store.run_id("growing")
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url) if "/history" in r.url else None)
-        with serve(url) as site:
+        with serving(url) as site:
             listing = page.context.new_page()
             listing.goto(site.url("/"))
             listing.wait_for_selector(f'#runs-table tr[data-run-id="{run_id}"][data-status="running"]')

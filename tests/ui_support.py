@@ -1,22 +1,30 @@
-"""The browser tests' parts: the real dashboard app served by uvicorn on a free port (in a
-thread of the test process), and Debian's Chromium driven by Playwright.
+"""A real dashboard server for the tests: uvicorn on a free port, in a thread of the test
+process, and plain HTTP requests to it (urllib); and Debian's Chromium for the browser tests.
 
 Pages expose what they draw: ``window.runhistoryCharts[metric]`` holds each chart's lines
 (``data.lines``: label, stage, rev, x, y), what it drew (``drawn``) and its event markers, so
-tests read the points from the page, never from a screenshot.
+browser tests read the points from the page, never from a screenshot.
 """
 from __future__ import annotations
 
-import socket
+import json
 import threading
-from contextlib import contextmanager
+import urllib.error
+import urllib.request
 from typing import Any, Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from runhistory_sql.ui.app import create_app
+from runhistory_sql.ui.server import bind
 
 CHROMIUM = "/usr/bin/chromium"
 
 
 class Served:
-    """A running dashboard: ``served.url("/runs/1")``."""
+    """A running server: ``get`` answers ``(status, headers, body)``, ``json`` the decoded body,
+    ``url`` the address of a path (for the browser)."""
 
     def __init__(self, base: str) -> None:
         self.base = base
@@ -24,28 +32,29 @@ class Served:
     def url(self, path: str = "/") -> str:
         return self.base + path
 
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+        request = urllib.request.Request(self.base + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def json(self, path: str, status: int = 200) -> Any:
+        got, _, body = self.get(path)
+        assert got == status, body
+        return json.loads(body)
+
 
 @contextmanager
-def serve(url: str, **options: Any) -> Iterator[Served]:
-    """Serve the dashboard of the database at ``url`` (``create_app`` options: ``query_timeout``,
-    ``token``) on 127.0.0.1 and a free port until the block ends."""
-    import uvicorn
-
-    from runhistory_sql.ui.app import create_app
-
-    # The socket listens before the server thread starts, so the first request simply waits in
-    # the backlog until uvicorn accepts it: nothing to poll for.
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(url, **options), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn:{port}", daemon=True)
+def serving(url: str, *, host: str = "127.0.0.1", connect: str = "127.0.0.1", **options: Any) -> Iterator[Served]:
+    """Serve ``create_app(url, **options)`` on ``host`` (a free port) until the block ends."""
+    sock = bind(host, 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(url, **options), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{port}")
+    try:  # the socket listens already: a request waits in its backlog until the server accepts it
+        yield Served(f"http://{connect}:{sock.getsockname()[1]}")
     finally:
         server.should_exit = True
         thread.join(10)
@@ -53,6 +62,7 @@ def serve(url: str, **options: Any) -> Iterator[Served]:
 
 
 def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium (Playwright's own browser download is not available here)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
 
 

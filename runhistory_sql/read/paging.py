@@ -30,13 +30,15 @@ SORT_COLUMNS = {
 #: The most runs one page holds.
 MAX_PAGE = 1000
 
-# The latest live series of one metric per run, with its last effective point's value.
-_METRIC_SQL = """
-SELECT s.run_id AS run_id, s.min_value AS min_value, s.max_value AS max_value, p.value AS last_value,
-       ROW_NUMBER() OVER (PARTITION BY s.run_id ORDER BY st.idx DESC, s.id DESC) AS rn
-FROM series s JOIN metrics mt ON mt.id = s.metric_id JOIN stages st ON st.id = s.stage_id
-LEFT JOIN points p ON p.series_id = s.id AND p.rev = 0 AND p.seq = s.n_points - 1
-WHERE mt.name = :sort_metric AND s.deleted = :no AND s.n_points > 0"""
+# Each run's latest live series of one metric (a primary-key lookup per run, on the index
+# series(run_id, metric_id)) and its last effective point.
+_METRIC_JOINS = """
+ LEFT JOIN series ms ON ms.id = (
+    SELECT s.id FROM series s JOIN stages st ON st.id = s.stage_id
+    WHERE s.run_id = v.run_id AND s.metric_id = (SELECT id FROM metrics WHERE name = :sort_metric)
+      AND s.deleted = :no AND s.n_points > 0
+    ORDER BY st.idx DESC, s.id DESC LIMIT 1)
+ LEFT JOIN points mp ON mp.series_id = ms.id AND mp.rev = 0 AND mp.seq = ms.n_points - 1"""
 
 
 @dataclass(frozen=True)
@@ -77,16 +79,13 @@ def read_page(
         escaped = text_in_name.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
         params["name"] = f"%{escaped}%"
     key, sort_joins, sort_params = _sort_key(sort, status_col, order)
-    joins += sort_joins
-    params.update(sort_params)
     filters = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-    base = f"FROM v_runs v JOIN runs r ON r.id = v.run_id{joins}{filters}"
-    total = conn.execute(text(f"SELECT COUNT(*) {base}"), params).scalar_one()
+    total = conn.execute(text(f"SELECT COUNT(*) FROM v_runs v JOIN runs r ON r.id = v.run_id{joins}{filters}"), params).scalar_one()
     direction = order.upper()
     ids = [row[0] for row in conn.execute(text(
-        f"SELECT v.run_id {base} ORDER BY ({key}) IS NULL, {key} {direction}, v.run_id {direction} "
-        f"LIMIT {int(limit)} OFFSET {int(offset)}"
-    ), params)]
+        f"SELECT v.run_id FROM v_runs v JOIN runs r ON r.id = v.run_id{joins}{sort_joins}{filters} "
+        f"ORDER BY ({key}) IS NULL, {key} {direction}, v.run_id {direction} LIMIT {int(limit)} OFFSET {int(offset)}"
+    ), {**params, **sort_params})]
     found = {run.run_id: run for run in read_runs(conn, ", ".join(map(str, ids)) or "NULL", {})}
     return RunPage(int(total), offset, limit, [found[i] for i in ids if i in found])
 
@@ -97,9 +96,8 @@ def _sort_key(sort: str, status_col: str, order: str) -> tuple[str, str, dict[st
         return SORT_COLUMNS[sort].format(status=status_col, now=now_ms()), "", {}
     kind, dot, metric = sort.partition(".")
     if dot and metric and kind in ("last", "best"):
-        column = "m.last_value" if kind == "last" else ("m.min_value" if goal_of(metric) == "min" else "m.max_value")
-        joins = f" LEFT JOIN ({_METRIC_SQL}) m ON m.run_id = v.run_id AND m.rn = 1"
-        return column, joins, {"sort_metric": metric, "no": False}
+        column = "mp.value" if kind == "last" else ("ms.min_value" if goal_of(metric) == "min" else "ms.max_value")
+        return column, _METRIC_JOINS, {"sort_metric": metric, "no": False}
     choices = ", ".join(SORT_COLUMNS)
     raise InvalidArgumentError(f"Sort by one of {choices}, last.METRIC, best.METRIC or param.KEY, not {sort!r}.")
 

@@ -11,6 +11,8 @@ points (at most 5 per bucket) leave the database.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,11 @@ from ..errors import InvalidArgumentError
 
 #: The x axes a window can have.
 X_AXES = ("seq", "epoch", "step", "time")
+#: How many buckets a window has unless told: at most 4 points each (first, lowest, highest,
+#: last; and a gap's first), so about 2,400 points, under 100 KB of JSON for any history.
+DEFAULT_BUCKETS = 600
+#: The points of a block whose pieces :class:`BlockCache` keeps.
+BLOCK = 1024
 #: A range of at most ``buckets * FULL_RESOLUTION`` points is returned whole.
 FULL_RESOLUTION = 4
 # cursor = rewinds * _REWIND + points: a rewind since the cursor is seen (then the answer is whole)
@@ -70,7 +77,7 @@ class _Series:
 
 def read_window(
     conn: Connection, run_id: int, metric: str, *, x: str = "seq", start: float | None = None, end: float | None = None,
-    buckets: int = 1000, after: int | None = None, superseded: bool = False,
+    buckets: int = DEFAULT_BUCKETS, after: int | None = None, superseded: bool = False, cache: BlockCache | None = None,
 ) -> HistoryWindow:
     """Read a window of a metric's history; see :meth:`RunStore.window`."""
     if x not in X_AXES:
@@ -99,7 +106,7 @@ def read_window(
             found.append(_raw(conn, s, x, int(created)))
         else:
             share = max(1, round(buckets * (s.hi - s.lo) / count))
-            found.append(_downsampled(conn, s, x, int(created), share))
+            found.append(_downsampled(conn, s, x, int(created), share, cache, int(rewinds)))
     return HistoryWindow(metric, x, not whole, cursor, found, reset)
 
 
@@ -165,11 +172,49 @@ def _raw(conn: Connection, s: _Series, x: str, created: int) -> SeriesWindow:
     return _window(s, x, created, rows)
 
 
-def _downsampled(conn: Connection, s: _Series, x: str, created: int, share: int) -> SeriesWindow:
-    width = -(-(s.hi - s.lo) // share)
-    count = -(-(s.hi - s.lo) // width)
-    rng = (f"p.series_id = {s.series_id} AND p.rev = {s.rev} AND p.seq >= {s.lo} + b.i * {width} "
-           f"AND p.seq < {s.lo} + (b.i + 1) * {width}")
+@dataclass(frozen=True)
+class _Piece:
+    """A range ``lo .. hi - 1`` of seqs and the seqs of its lowest and highest number and of
+    its first value that is not a number (``None``: there is none)."""
+
+    lo: int
+    hi: int
+    low: int | None
+    high: int | None
+    gap: int | None
+
+
+class BlockCache:
+    """The pieces of the long series' aligned blocks of :data:`BLOCK` points, kept between calls
+    (a :class:`RunStore` keeps one): the effective points of a series only grow, and a rewind
+    (the run's ``rewinds``) starts over, so a block once read stays true. A dashboard then
+    scans a long history once, and a reload reads only the points it shows."""
+
+    def __init__(self, max_series: int = 256) -> None:
+        self._found: OrderedDict[tuple[int, int, int], list[_Piece]] = OrderedDict()
+        self._max = max_series
+        self._lock = threading.Lock()
+
+    def blocks(self, conn: Connection, s: _Series, rewinds: int, upto: int) -> list[_Piece]:
+        """The pieces of blocks ``0 .. upto - 1`` of ``s``'s series and rev (read as needed)."""
+        key = (s.series_id, s.rev, rewinds)
+        with self._lock:
+            known = list(self._found.get(key, ()))
+        if len(known) < upto:
+            known += _pieces(conn, s, len(known) * BLOCK, BLOCK, upto - len(known))
+            with self._lock:
+                self._found[key] = known
+                self._found.move_to_end(key)
+                while len(self._found) > self._max:
+                    self._found.popitem(last=False)
+        return known[:upto]
+
+
+def _pieces(conn: Connection, s: _Series, lo: int, width: int, count: int) -> list[_Piece]:
+    """The pieces ``lo + i * width .. lo + (i + 1) * width - 1`` (cut at ``s.hi``), ``i < count``:
+    one SQL statement, one scan of the range for the lowest and one for the highest."""
+    rng = (f"p.series_id = {s.series_id} AND p.rev = {s.rev} AND p.seq >= {lo} + b.i * {width} "
+           f"AND p.seq < {lo} + (b.i + 1) * {width}")
     picks: tuple[str, ...]
     if conn.dialect.name == "sqlite":  # a bare column beside min() / max() is that row's (one scan each)
         picks = (
@@ -183,28 +228,58 @@ def _downsampled(conn: Connection, s: _Series, x: str, created: int, share: int)
             f"(SELECT MIN(seq) * 2 + 1 FROM points p WHERE {rng} AND value IS NULL)",
         )
     sql = (f"WITH RECURSIVE b(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i < {count - 1}) "
-           f"SELECT b.i, {', '.join(picks)} FROM b")
-    seqs: set[int] = set()
-    gaps: list[tuple[int, int]] = []
-    for i, *found in conn.execute(text(sql)):
-        first = s.lo + i * width
-        seqs.update((first, min(s.hi, first + width) - 1))
-        for k in found:
-            if k is not None:
-                seqs.add(k // 2)
-                if k % 2:
-                    gaps.append((first, min(s.hi, first + width)))
-    for lo, hi in gaps if conn.dialect.name == "sqlite" else ():  # the rare buckets with a NaN
-        gap = conn.execute(text(
-            "SELECT MIN(seq) FROM points WHERE series_id = :s AND rev = :rev AND seq >= :lo AND seq < :hi AND value IS NULL"
-        ), {"s": s.series_id, "rev": s.rev, "lo": lo, "hi": hi}).scalar()
-        if gap is not None:
-            seqs.add(gap)
-    listed = ", ".join(str(q) for q in sorted(seqs))
-    rows = conn.execute(text(
-        f"SELECT {_COLUMNS} FROM points WHERE series_id = :s AND rev = :rev AND seq IN ({listed}) ORDER BY seq"
-    ), {"s": s.series_id, "rev": s.rev})
-    return _window(s, x, created, rows)
+           f"SELECT b.i, {', '.join(picks)} FROM b ORDER BY b.i")
+    found = []
+    for i, low, high, *gap in conn.execute(text(sql)):
+        first = lo + i * width
+        last = min(s.hi, first + width)
+        has_gap = low is not None and low % 2 == 1  # SQLite: flagged; the gap's seq is looked up below
+        gap_seq = gap[0] // 2 if gap and gap[0] is not None else None
+        if low is None and high is None and not gap:  # all values are gaps (PostgreSQL says so in gap)
+            has_gap = True
+        if has_gap and gap_seq is None:
+            gap_seq = conn.execute(text(
+                "SELECT MIN(seq) FROM points WHERE series_id = :s AND rev = :rev AND seq >= :lo AND seq < :hi "
+                "AND value IS NULL"
+            ), {"s": s.series_id, "rev": s.rev, "lo": first, "hi": last}).scalar()
+        numbers = high is not None  # a piece of gaps only has no lowest or highest
+        found.append(_Piece(first, last, low // 2 if numbers else None, high // 2 if numbers else None, gap_seq))
+    return found
+
+
+def _downsampled(
+    conn: Connection, s: _Series, x: str, created: int, share: int, cache: BlockCache | None, rewinds: int,
+) -> SeriesWindow:
+    blocks = (s.hi - s.lo) // BLOCK
+    if cache is not None and 2 * blocks >= share:  # buckets of whole blocks (so maybe fewer), each read once
+        first, last = -(-s.lo // BLOCK), s.hi // BLOCK
+        left = _pieces(conn, s, s.lo, first * BLOCK - s.lo, 1) if s.lo < first * BLOCK else []
+        right = _pieces(conn, s, last * BLOCK, s.hi - last * BLOCK, 1) if last * BLOCK < s.hi else []
+        pieces = left + cache.blocks(conn, s, rewinds, last)[first:] + right
+    else:
+        width = -(-(s.hi - s.lo) // share)
+        pieces = _pieces(conn, s, s.lo, width, -(-(s.hi - s.lo) // width))
+    buckets: dict[int, list[_Piece]] = {}
+    for i, piece in enumerate(pieces):
+        buckets.setdefault(i * share // len(pieces), []).append(piece)
+    wanted = {p.lo for p in pieces} | {p.hi - 1 for p in pieces}
+    wanted |= {q for p in pieces for q in (p.low, p.high, p.gap) if q is not None}
+    listed = ", ".join(str(q) for q in sorted(wanted))
+    rows = {row[0]: row for row in conn.execute(text(
+        f"SELECT {_COLUMNS} FROM points WHERE series_id = :s AND rev = :rev AND seq IN ({listed})"
+    ), {"s": s.series_id, "rev": s.rev})}
+    chosen: set[int] = set()
+    for group in buckets.values():
+        lows = [p.low for p in group if p.low is not None]
+        highs = [p.high for p in group if p.high is not None]
+        gaps = [p.gap for p in group if p.gap is not None]
+        chosen |= {group[0].lo, group[-1].hi - 1}
+        if lows:
+            chosen.add(min(lows, key=lambda q: (rows[q][2], q)))
+            chosen.add(max(highs, key=lambda q: (rows[q][2], -q)))
+        if gaps:
+            chosen.add(min(gaps))
+    return _window(s, x, created, [rows[q] for q in sorted(chosen)])
 
 
 def _window(s: _Series, x: str, created: int, rows: Any) -> SeriesWindow:

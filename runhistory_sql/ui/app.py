@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import DatabaseUnavailableError, RunHistorySQLError, RunNotFoundError
 from ..read.query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S
 from ..read.store import RunStore
+from ..read.windows import DEFAULT_BUCKETS
 from . import payloads
 from .auth import COOKIE, accepted, presented
 
@@ -159,7 +160,7 @@ def _history_args(request: Request) -> dict[str, Any]:
         raise BadRequest(f"The parameter superseded= is 0 or 1, not {superseded!r}.")
     return {
         "x": request.query_params.get("x") or "seq", "start": _float(request, "start"), "end": _float(request, "end"),
-        "buckets": _int(request, "buckets", 1000), "after": _int(request, "after", None), "superseded": superseded == "1",
+        "buckets": _int(request, "buckets", DEFAULT_BUCKETS), "after": _int(request, "after", None), "superseded": superseded == "1",
     }
 
 

@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent.parent)]
 
 import trained_runs  # noqa: E402
-from ui_support import launch_chromium, serve  # noqa: E402
+from ui_support import launch_chromium, serving  # noqa: E402
 
 SHOTS = {  # file -> (path, what must be drawn first, clip height)
     "ui-runs.png": ("/", "document.querySelectorAll('#runs-table tbody tr').length === 5", 520),
@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/runs.db"
         trained_runs.build(url)
-        with serve(url) as site, sync_playwright() as playwright:
+        with serving(url) as site, sync_playwright() as playwright:
             browser = launch_chromium(playwright)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             for name, (path, ready, height) in SHOTS.items():
