@@ -91,6 +91,34 @@ def test_sorting_by_best_eval_loss_reorders_the_runs(trained_site, page):
         "0.109332", "0.761872", "1.02757", "2.83461", "9.03493"]
 
 
+def test_the_runs_page_pages_through_the_api(trained_site, page):
+    page.goto(trained_site.url("/?limit=2"))
+    page.wait_for_selector("#runs-table tbody tr")
+    first = [name for name, _ in table_rows(page)]
+
+    page.click("#page-next")
+    page.wait_for_function("document.querySelector('#page-info').textContent.trim() === '3–4 of 5 runs'")
+    second = [name for name, _ in table_rows(page)]
+    page.click("#page-next")
+    page.wait_for_function("document.querySelector('#page-info').textContent.trim() === '5–5 of 5 runs'")
+
+    assert (first, second) == (["solo", "resumed"], ["finetune", "fast"])
+    assert [name for name, _ in table_rows(page)] == ["baseline"]
+    assert page.is_disabled("#page-next")
+
+
+def test_a_page_opened_with_the_token_fetches_its_data_with_it(trained_file, page):
+    with serving(f"sqlite:///{trained_file}", token="s3cret") as site:
+        refused = page.goto(site.url("/")).status
+        page.goto(site.url("/?token=s3cret"))
+        page.wait_for_selector("#runs-table tbody tr")
+        page.click('#runs-table tr[data-run-id="3"] a.run-link')  # no token in the link: the cookie
+        wait_for_charts(page, 2)
+
+        assert refused == 403
+        assert page.url == site.url("/runs/3")
+
+
 def test_the_run_page_draws_one_chart_per_metric_with_its_points_and_markers(trained_site, trained_file, page):
     url = f"sqlite:///{trained_file}"
     page.goto(trained_site.url("/runs/3"))  # finetune: frozen for 2 epochs, then unfrozen
@@ -99,7 +127,15 @@ def test_the_run_page_draws_one_chart_per_metric_with_its_points_and_markers(tra
     charts = page.evaluate("Object.keys(window.runhistoryCharts).sort()")
     markers = page.evaluate("window.runhistoryCharts.eval_loss_epoch.markers.map(m => [m.kind, m.x])")
 
+    over = page.evaluate("(() => { const u = window.runhistoryCharts.eval_loss_epoch.uplot, r = u.over.getBoundingClientRect();"
+                         " return [r.left + u.valToPos(3, 'x'), r.top + r.height / 2]; })()")
+    page.mouse.move(*over)
+    tip = page.wait_for_selector('.chart-card[data-metric="eval_loss_epoch"] .marker-tip:not([hidden])').inner_text()
+    changed = page.eval_on_selector_all("#run-configs td.changed", "cells => cells.map(c => [c.parentNode.dataset.field, c.textContent])")
+
     assert charts == ["eval_loss_epoch", "train_loss_epoch"]
+    assert tip == "unfreeze (stage 1, epoch 3): unfroze group 0 (288 params); 1377 of 1377 params trainable"
+    assert changed == [["num_epochs", "4"], ["max_num_train_steps", "65"]]
     assert chart_points(page, "eval_loss_epoch") == expected_points(url, "finetune", "eval_loss_epoch")
     assert [x for x, _ in chart_points(page, "train_loss_epoch")] == [1, 2, 3, 4, 5]
     assert markers == [["freeze", 1], ["unfreeze", 3]]
@@ -285,10 +321,14 @@ def test_the_sql_page_refuses_a_delete_and_stops_a_slow_query(readable_site, pag
     page.fill("#sql-text", ENDLESS)
     page.click("#sql-run")
     stopped = page.wait_for_selector("#sql-result .error", timeout=10000).inner_text()
+    page.click("#sql-recipes li:first-child button")
+    page.wait_for_selector("#sql-table")
+    recipe = page.input_value("#sql-text")
     page.fill("#sql-text", "SELECT run_name, status FROM v_runs")
     page.click("#sql-run")
-    page.wait_for_selector("#sql-table tbody tr")
+    page.wait_for_function("[...document.querySelectorAll('#sql-table th')].map(h => h.textContent).join() === 'run_name,status'")
 
+    assert recipe == site.json("/api/recipes")[0]["sql"]
     assert refused == refusal(url, "DELETE FROM runs")
     assert stopped == refusal(url, ENDLESS, timeout=1.0)
     assert page.eval_on_selector_all("#sql-table tbody td", "cells => cells.map(c => c.textContent)") == ["one", "finished"]
