@@ -1,10 +1,10 @@
 """Goal 7 (issue 13): the dashboard's JSON, server side.
 
-- the runs list of 10,000 runs: one page (50 runs, sorted by the best of a metric, two metrics'
-  last and best shown) as ``GET /api/runs`` builds it (``payloads.runs_payload`` and the JSON
+- the runs list of 10,000 runs (10 x ``--runs``): one page (50 runs, sorted by the best of a
+  metric, two metrics' last and best shown) as ``GET /api/runs`` builds it (``payloads.runs_payload`` and the JSON
   encoding), warm median; beside it, for scale, ``RunStore.runs()`` of every run (what
   ``runhistory-sql runs`` reads);
-- the 1,000,000-point history downsampled (``GET /api/runs/{id}/history``, 1,000 buckets):
+- the 1,000,000-point history downsampled (``GET /api/runs/{id}/history``, its default buckets):
   cold (a new ``RunStore``, so nothing of the series is known yet) beside ``RunStore.history``
   of the same metric (also a new store), alternated, best of ``reps``; then a reload (the same
   store: the blocks it read are kept); and the payload's size.
@@ -19,25 +19,25 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 from runhistory_sql import SQLRunHistory
+from runhistory_sql.read.windows import DEFAULT_BUCKETS
 
 from .common import METRIC, Context, Row, limit_goal, log, ratio_goal, repeat_median, timed
 from .ingest import long_run
 
 ROWS = {
-    "7a": "runs list JSON, 10,000 runs: a page of 50",
+    "7a": "runs list JSON: a page of 50 of 10 x R runs",
     "7b": "history JSON, 1,000,000 points downsampled (cold)",
     "7c": "  the same: time (cold)",
     "7d": "  the same: a reload (blocks kept)",
     "7e": "  the same: payload",
 }
-RECORDED, COPIES = 100, 100
+RECORDED = 100  # the runs recorded through the API; the rest are copies of them
 PAGE = {"sort": "best.eval_loss_epoch", "order": "asc", "limit": 50, "metrics": ["eval_loss_epoch", "train_loss_epoch"]}
 
 
-def many_runs(path: Path, recorded: int = RECORDED, copies: int = COPIES) -> str:
+def many_runs(path: Path, recorded: int, copies: int) -> str:
     """A SQLite file of ``recorded * copies`` runs (see the module's docstring)."""
     url = f"sqlite:///{path}"
     for r in range(recorded):
@@ -96,15 +96,17 @@ def _history(url: str, run_name: str, reps: int) -> tuple[list[float], list[floa
 
 
 def run(ctx: Context) -> list[Row]:
-    log(f"runs list: recording {RECORDED} runs, copying them to {RECORDED * COPIES:,}")
+    recorded = min(RECORDED, 10 * ctx.sizes.runs)
+    copies = max(1, 10 * ctx.sizes.runs // recorded)
+    log(f"runs list: recording {recorded} runs, copying them to {recorded * copies:,}")
     start = time.perf_counter()
-    url = many_runs(ctx.path("many-runs"))
+    url = many_runs(ctx.path("many-runs"), recorded, copies)
     made = time.perf_counter() - start
     page, every, total = _runs_page(url)
     lr = long_run(ctx)
     reps = max(ctx.sizes.reps, 1)
     cold, full, reload, size = _history(f"sqlite:///{lr.path}", lr.run_name, reps)
-    note = f"{lr.points:,} points, 1,000 buckets, best of {reps}"
+    note = f"{lr.points:,} points, {DEFAULT_BUCKETS} buckets, best of {reps}"
     return [
         limit_goal("7a", ROWS["7a"], page, "RunStore.runs() of every run", every, "s", at_most=0.1, shown="≤ 100 ms",
                    note=f"{total:,} runs (made in {made:.0f} s), sorted by best eval_loss_epoch, 2 metrics, warm median"),

@@ -65,7 +65,7 @@ def test_a_bad_point_is_set_aside_and_everything_else_commits(url: str) -> None:
     history = SQLRunHistory(url, run_name="poisoned")
     history.update_metric("kept", 1.0)
     token = history._m["kept"].token  # the bad point belongs to a series that exists
-    poison = (w.POINT_ENC, token, 1, 1, (None, None, f'"{BAD}"'), 1.0)
+    poison = (w.POINT_ENC, token, 1, 1, (None, None, f'"{BAD}"'), 1.0, None)
 
     _record_around(history, [poison])
     flushed = history.flush(30)
@@ -80,13 +80,13 @@ def test_a_bad_point_is_set_aside_and_everything_else_commits(url: str) -> None:
         ("write_error", {**error, "error": SURROGATE_ERROR.replace("position 3", "position 4"), "file": str(path)}),
         ("after", {"n": 2}),
     ]
-    assert [(line["op"], line["metric"]) for line in _lines(path)] == [([w.POINT_ENC, token, 1, 1, [None, None, f'"{BAD}"'], 1.0], "kept")]
+    assert [(line["op"], line["metric"]) for line in _lines(path)] == [([w.POINT_ENC, token, 1, 1, [None, None, f'"{BAD}"'], 1.0, None], "kept")]
     assert query(url, "SELECT status FROM v_runs") == [("finished",)]
 
 
 def test_a_series_that_cannot_be_created_sets_its_points_aside_too(url: str) -> None:
     history = SQLRunHistory(url, run_name="bad-series")
-    poison = [(w.SERIES, 10**9, BAD), (w.POINT, 10**9, 0, 1, 1.5, 1.0), (w.POINT_ENC, 10**9, 1, 1, (0.0, None, None), 2.0)]
+    poison = [(w.SERIES, 10**9, BAD), (w.POINT, 10**9, 0, 1, 1.5, 1.0, None), (w.POINT_ENC, 10**9, 1, 1, (0.0, None, None), 2.0, None)]
 
     _record_around(history, poison)
     path = history.set_aside_path if history.flush(30) else None
@@ -100,7 +100,7 @@ def test_a_series_that_cannot_be_created_sets_its_points_aside_too(url: str) -> 
         ("after", {"n": 2}),
     ]
     lines = _lines(path)
-    assert [line["op"] for line in lines] == [[w.SERIES, 10**9, BAD], [w.POINT, 10**9, 0, 1, 1.5, 1.0], [w.POINT_ENC, 10**9, 1, 1, [0.0, None, None], 2.0]]
+    assert [line["op"] for line in lines] == [[w.SERIES, 10**9, BAD], [w.POINT, 10**9, 0, 1, 1.5, 1.0, None], [w.POINT_ENC, 10**9, 1, 1, [0.0, None, None], 2.0, None]]
     assert [line["metric"] for line in lines] == [BAD_SHOWN] * 3
     assert lines[1]["error"] == "its series could not be created (see that series' write_error event)"
     assert query(url, "SELECT status FROM v_runs") == [("finished",)]
@@ -128,7 +128,7 @@ def test_a_name_postgres_cannot_index_is_set_aside_there(pg_url: str) -> None:
     history = SQLRunHistory(pg_url, run_name="long-name")
     long_name = "".join(chr(0x4E00 + i % 5000) for i in range(10_000))  # 30,000 bytes, hardly compressible
 
-    _record_around(history, [(w.SERIES, 10**9, long_name), (w.POINT, 10**9, 0, 1, 1.5, 1.0)])
+    _record_around(history, [(w.SERIES, 10**9, long_name), (w.POINT, 10**9, 0, 1, 1.5, 1.0, None)])
     closed = history.close()
 
     events = _events(pg_url)
@@ -152,14 +152,14 @@ def test_a_bad_value_still_queued_when_the_database_is_locked_goes_whole_to_the_
     token = history._m["loss"].token
 
     with write_lock(url):
-        history._writer.put((w.POINT_ENC, token, 1, 1, (None, None, f'"{BAD}"'), 1.0))  # type: ignore[union-attr]
+        history._writer.put((w.POINT_ENC, token, 1, 1, (None, None, f'"{BAD}"'), 1.0, None))  # type: ignore[union-attr]
         history.update_metric("loss", 2.0)
         path = history.close(timeout=0.5)  # raised UnicodeEncodeError and cut the file short before
 
     assert path is not None
     path.read_text(encoding="ascii")  # ASCII throughout: the lone surrogate is escaped
     header, ops = read(path)  # complete: count and checksum hold
-    assert list(ops[0]) == [w.POINT_ENC, token, 1, 1, [None, None, f'"{BAD}"'], 1.0]
+    assert list(ops[0]) == [w.POINT_ENC, token, 1, 1, [None, None, f'"{BAD}"'], 1.0, None]
     assert [op[0] for op in ops] == [w.POINT_ENC, w.POINT, w.END]
     assert header["cursor"]["run_id"] == 1
 

@@ -36,8 +36,8 @@ from runhistory_sql.db.engine import make_engine, mask
 from helpers import columns, dump, is_postgres, query, same, tables, views
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HEAD = "0006"
-HEAD_PREVIOUS = "0005"
+HEAD = "0007"
+HEAD_PREVIOUS = "0006"
 
 #: A literal copy of the column lists promised in DESIGN.md ("SQL contract"). Deliberately not
 #: derived from schema.VIEW_COLUMNS, so that changing that constant alone fails a test too.
@@ -49,6 +49,8 @@ DOCUMENTED_VIEW_COLUMNS = {
     "v_metrics": (
         "run_id", "run_name", "experiment", "stage", "metric", "seq", "epoch", "value",
         "value_json", "recorded_at",
+        # added with migration 0007, at the end as the view contract allows
+        "step",
     ),
     "v_configs": (
         "run_id", "stage", "captured_at", "kind",
@@ -63,6 +65,9 @@ DOCUMENTED_VIEW_COLUMNS = {
     "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload", "event_id"),
     # not in DESIGN.md: added with migration 0003 for fast best-of-run queries in plain SQL
     "v_summaries": ("run_id", "run_name", "experiment", "stage", "metric", "n_points", "min_value", "max_value"),
+    # migration 0007: the hyperparameters of runs (issue 12)
+    "v_params": ("run_id", "run_name", "experiment", "key", "value", "value_text", "value_json", "recorded_at",
+                 "is_current"),
 }
 
 
@@ -196,16 +201,17 @@ def test_upgrade_from_0001_to_head_keeps_the_data(any_engine: Engine, url: str) 
     # 0006 gives the database its identity: one row, a fresh uuid
     [(one, identity, _)] = after.pop("store_info")
     assert one == 1 and str(uuid.UUID(identity)) == identity
+    assert after.pop("params") == []  # 0007: no run had params before
     assert before.pop("alembic_version") == [("0001",)]
     assert after == before
     # SQLite has no NaN: the NaN point (special = 1) reads as NULL there, as NaN on PostgreSQL
     nan = math.nan if is_postgres(url) else None
     t = functools.partial(timestamp, url)
     assert same(query(url, "SELECT * FROM v_metrics ORDER BY stage, metric, seq"), [
-        (7, "r1", "exp", 1, "loss", 0, 1, 0.5, None, t("2023-11-14T22:13:21.123Z")),
-        (7, "r1", "exp", 1, "loss", 1, 2, 0.25, None, t("2023-11-14T22:13:22.123Z")),
-        (7, "r1", "exp", 1, "loss", 2, 2, nan, None, t("2023-11-14T22:13:22.124Z")),
-        (7, "r1", "exp", 2, "acc", 0, 1, None, '{"f1": 0.5}', t("2023-11-14T22:13:23.623Z")),
+        (7, "r1", "exp", 1, "loss", 0, 1, 0.5, None, t("2023-11-14T22:13:21.123Z"), None),
+        (7, "r1", "exp", 1, "loss", 1, 2, 0.25, None, t("2023-11-14T22:13:22.123Z"), None),
+        (7, "r1", "exp", 1, "loss", 2, 2, nan, None, t("2023-11-14T22:13:22.124Z"), None),
+        (7, "r1", "exp", 2, "acc", 0, 1, None, '{"f1": 0.5}', t("2023-11-14T22:13:23.623Z"), None),
     ])
     assert same(query(url, "SELECT * FROM v_runs"), [(
         7, "00000000-0000-0000-0000-000000000007", "exp", "r1", "finished",
@@ -488,7 +494,8 @@ def test_alembic_downgrade_one_step_with_data_and_back_keeps_it(url: str) -> Non
     downgraded = (_at_head(url), query(url, "SELECT * FROM v_metrics ORDER BY metric, seq"))
     _alembic("-x", f"url={url}", "upgrade", "head")
 
-    assert downgraded == (HEAD_PREVIOUS, before)
+    # 0006's v_metrics has no step column (the last of 0007's)
+    assert downgraded == (HEAD_PREVIOUS, [row[:-1] for row in before])
     assert query(url, "SELECT * FROM v_metrics ORDER BY metric, seq") == before
     eng = make_engine(url)
     try:
@@ -548,6 +555,10 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
         "runhistory_sql/migrations/versions/0002_views.py",
     } <= names
     assert not [n for n in names if n.startswith(("migrations/", "tests/")) or "__pycache__" in n]
+    # the dashboard with its templates and static files (package-data: templates/*.html, static/**)
+    ui = REPO_ROOT / "runhistory_sql" / "ui"
+    pages = [*ui.glob("templates/*.html"), *(p for p in ui.glob("static/**/*") if p.is_file())]
+    assert {"runhistory_sql/ui/app.py", *(p.relative_to(REPO_ROOT).as_posix() for p in pages)} <= names
 
     # The unpacked wheel alone (no source tree) creates a database at head.
     site = tmp_path / "site"

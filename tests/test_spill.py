@@ -125,7 +125,7 @@ def test_the_file_names_its_database_and_run_by_identity(
     header = spill.read_header(path)
     [(run_uuid,)] = query(url, "SELECT uuid FROM runs")
     assert (header["format"], header["database"], header["url"], header["run"], header["ops"]) == (
-        2, _identity(url), url, {"uuid": run_uuid, "name": "bravo", "experiment": "e"}, OPS,
+        3, _identity(url), url, {"uuid": run_uuid, "name": "bravo", "experiment": "e"}, OPS,
     )
     assert json.loads(_lines(path)[-1]) == {
         "end": "runhistory-sql spill", "ops": OPS, "sha256": hashlib.sha256(b"".join(_lines(path)[:-1])).hexdigest(),
@@ -257,8 +257,8 @@ MALFORMED: dict[str, tuple[Callable[[Path], Path], str]] = {
     "format 1": (lambda d: _write(d / "f.jsonl", _FORMAT_1.encode()), (
         "{} is a format-1 spill file, which names neither its database nor its length; this version "
         "refuses it rather than guess (see the README, 'Spill files'). Nothing was imported.")),
-    "format 3": (lambda d: _write(d / "f.jsonl", b'{"format": 3, "kind": "runhistory-sql spill"}\n'), (
-        "{} is a spill file of format 3; this version of runhistory-sql reads format 2 (upgrade it: "
+    "format 4": (lambda d: _write(d / "f.jsonl", b'{"format": 4, "kind": "runhistory-sql spill"}\n'), (
+        "{} is a spill file of format 4; this version of runhistory-sql reads formats 2 and 3 (upgrade it: "
         "pip install -U runhistory-sql). Nothing was imported.")),
     "another kind": (lambda d: _write(d / "f.jsonl", b'{"format": 2, "kind": "notes"}\n'),
                      "{} is not a runhistory-sql spill file: its first line is not the header of one."),

@@ -174,12 +174,14 @@ def test_the_ui_command_serves_until_ctrl_c(db_url):
         from ui_support import Served
 
         body = Served(address.rstrip("/")).json("/api/runs")
+        rebound = Served(address.rstrip("/")).get("/api/runs", headers={"Host": "attacker.example"})
     finally:
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=30)
 
     assert lines[0].startswith("runhistory-sql ui: http://127.0.0.1:") and lines[1] == "Press Ctrl-C to stop.\n"
     assert [r["name"] for r in body["runs"]] == ["r"]
+    assert rebound[0] == 400  # a page whose DNS name was rebound to 127.0.0.1 does not read the runs
     assert (child.returncode, out, err) == (0, "runhistory-sql ui: stopped.\n", "")
 
 
@@ -198,3 +200,21 @@ def test_a_public_bind_prints_a_generated_token_and_no_token_warns(db_url):
     assert len(lines[0].strip().split("?token=")[1]) >= 32
     assert "?token=" not in loud_lines[0]
     assert err.startswith("WARNING: --no-token: anyone who can reach 0.0.0.0:0 can read every run")
+
+
+@pytest.mark.slow
+def test_ui_without_its_extra_names_the_extra(db_url):
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"  # as if uvicorn were not installed
+        "from runhistory_sql.cli import main; main(['ui', '--url', sys.argv[1], '--no-browser'], prog_name='runhistory-sql')"
+    )
+    with SQLRunHistory(db_url, run_name="r"):
+        pass
+
+    done = subprocess.run([sys.executable, "-c", code, db_url], capture_output=True, text=True, env=script_env(), timeout=60)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        'Error: runhistory-sql ui needs Starlette, uvicorn and Jinja2 (uvicorn is not installed). '
+        'Install them with: pip install "runhistory-sql[ui]"\n'
+    )

@@ -124,6 +124,9 @@ points = Table(
     Column("special", SmallInteger),
     Column("value_json", Text),
     Column("recorded_at", BigInteger, nullable=False),
+    # the step of log_metrics (migration 0007); NULL for the Trainer's points (update_metric),
+    # which have none: their x axis is the epoch
+    Column("step", BigInteger),
     sqlite_with_rowid=False,
 )
 
@@ -167,6 +170,25 @@ events = Table(
     Index(None, "run_id", "kind"),
 )
 
+params = Table(
+    "params",
+    metadata,
+    # one row per logged change of a run's hyperparameter (migration 0007), never overwritten: the
+    # latest row of a (run, key) is its current value (v_params.is_current)
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("key", Text, nullable=False),
+    # the number, for an int or float that is not NaN (booleans are not numbers)
+    Column("value", Float),
+    # the str itself; for any other value but None its JSON text
+    Column("value_text", Text),
+    # the JSON of the value, exact (NaN, Infinity and -0.0 as Python's json writes them)
+    Column("value_json", Text, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Index(None, "run_id", "key"),
+    Index(None, "key", "value"),
+)
+
 store_info = Table(
     "store_info",
     metadata,
@@ -185,7 +207,7 @@ VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "v_metrics": (
         "run_id", "run_name", "experiment", "stage", "metric", "seq", "epoch", "value",
-        "value_json", "recorded_at",
+        "value_json", "recorded_at", "step",
     ),
     "v_configs": (
         "run_id", "stage", "captured_at", "kind", "num_epochs", "train_per_device_batch_size",
@@ -198,5 +220,8 @@ VIEW_COLUMNS: dict[str, tuple[str, ...]] = {
     "v_events": ("run_id", "stage", "epoch", "kind", "recorded_at", "payload", "event_id"),
     "v_summaries": (
         "run_id", "run_name", "experiment", "stage", "metric", "n_points", "min_value", "max_value",
+    ),
+    "v_params": (
+        "run_id", "run_name", "experiment", "key", "value", "value_text", "value_json", "recorded_at", "is_current",
     ),
 }

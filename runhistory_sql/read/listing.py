@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from ..db.clock import now_ms, pid_gone, this_host
 from ..db.effective import LATEST_FIRST, last_point_join, live_series
 from ..db.schema import metrics, points, series, stages
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, RunNotFoundError
 from .models import MetricStat, Run, RunListing
 from .records import utc
 from .summaries import GOALS, goal_of
@@ -190,3 +190,30 @@ def _sort_key(run: Run, metric: str, goal: str) -> tuple[bool, float, int]:
     if best is None or best != best:
         return (True, 0.0, run.run_id)
     return (False, best if goal == "min" else -best, run.run_id)
+
+
+def find_run(conn: Connection, name_or_id: str | int, experiment: str | None = None) -> int:
+    """The id of the run named (or numbered) so: the one rule for finding a run
+    (:meth:`RunStore.run_id <runhistory_sql.read.store.RunStore.run_id>`).
+
+    :raises RunNotFoundError: no such run, or the name is in several experiments
+    """
+    key = "run_id" if isinstance(name_or_id, int) else "run_name"
+    sql = f"SELECT run_id, experiment FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
+    found = list(conn.execute(text(sql), {"key": name_or_id, "experiment": experiment}))
+    if len(found) == 1:
+        return int(found[0].run_id)
+    where = f" in experiment {experiment!r}" if experiment else ""
+    if not found:
+        what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
+        by_id = ""
+        if isinstance(name_or_id, str) and name_or_id.isascii() and name_or_id.isdigit():
+            by_id = f" For the run with id {name_or_id}, give id:{name_or_id} (in Python: the int {name_or_id})."
+        raise RunNotFoundError(f"There is no run {what}{where}.{by_id} List them with: runhistory-sql runs")
+    found.sort(key=lambda r: r.experiment)
+    names = ", ".join(repr(r.experiment) for r in found)
+    ids = " or ".join(f"id:{r.run_id}" for r in found)
+    raise RunNotFoundError(
+        f"{len(found)} runs are named {name_or_id!r} (in experiments {names}); choose one with "
+        f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
+    )

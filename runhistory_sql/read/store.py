@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, func, text
+from sqlalchemy import Connection, Engine, func
 
 from .deletion import count_rows, delete_run
 from ..db.effective import LATEST_FIRST, effective_points, live_series
@@ -13,7 +13,7 @@ from ..db.schema import experiments, metrics, runs, series, stages
 from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
 from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
-from .listing import check_metrics, key_metrics, list_runs, read_runs
+from .listing import check_metrics, find_run, key_metrics, list_runs, read_runs
 from .paging import RunPage, read_names, read_page, read_stages
 from .windows import BlockCache, HistoryWindow, read_window
 from .models import Comparison, ConfigSnapshot, Event, MetricStat, Run, RunListing, RunReport
@@ -125,12 +125,6 @@ class RunStore:
         with self._engine.connect() as conn:
             return read_stages(conn, self.run_id(run, experiment, conn=conn))
 
-    def metric_names(self, runs: Sequence[str | int], *, experiment: str | None = None) -> list[str]:
-        """The metrics any of ``runs`` has, sorted."""
-        with self._engine.connect() as conn:
-            ids = ", ".join(str(self.run_id(run, experiment, conn=conn)) for run in runs) or "NULL"
-            return sorted({m for run in read_runs(conn, ids, {}) for m in run.metrics})
-
     def window(self, run: str | int, metric: str, *, experiment: str | None = None, **options: Any) -> HistoryWindow:
         """A metric's history across all stages as a chart draws it: downsampled in SQL (per
         bucket the first, lowest, highest and last point, and the first that is not a number),
@@ -223,25 +217,7 @@ class RunStore:
         if conn is None:
             with self._engine.connect() as own:
                 return self.run_id(name_or_id, experiment, conn=own)
-        key = "run_id" if isinstance(name_or_id, int) else "run_name"
-        sql = f"SELECT run_id, experiment FROM v_runs WHERE {key} = :key" + (" AND experiment = :experiment" if experiment else "")
-        found = list(conn.execute(text(sql), {"key": name_or_id, "experiment": experiment}))
-        if len(found) == 1:
-            return int(found[0].run_id)
-        where = f" in experiment {experiment!r}" if experiment else ""
-        if not found:
-            what = f"with id {name_or_id}" if key == "run_id" else f"named {name_or_id!r}"
-            by_id = ""
-            if isinstance(name_or_id, str) and name_or_id.isascii() and name_or_id.isdigit():
-                by_id = f" For the run with id {name_or_id}, give id:{name_or_id} (in Python: the int {name_or_id})."
-            raise RunNotFoundError(f"There is no run {what}{where}.{by_id} List them with: runhistory-sql runs")
-        found.sort(key=lambda r: r.experiment)
-        names = ", ".join(repr(r.experiment) for r in found)
-        ids = " or ".join(f"id:{r.run_id}" for r in found)
-        raise RunNotFoundError(
-            f"{len(found)} runs are named {name_or_id!r} (in experiments {names}); choose one with "
-            f"experiment= (in the CLI: --experiment), or give the run id (in the CLI: {ids})."
-        )
+        return find_run(conn, name_or_id, experiment)
 
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
         """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms)``.

@@ -159,7 +159,8 @@ def compare_payload(store: RunStore, run_ids: Sequence[int]) -> dict[str, Any]:
     low, high = COMPARE_RUNS
     if not low <= len(run_ids) <= high:
         raise InvalidArgumentError(f"Compare {low} to {high} runs (runs=1,2,3), not {len(run_ids)}.")
-    comparison = store.compare(list(run_ids), metrics=store.metric_names(run_ids))
+    names = sorted({metric for run_id in run_ids for metric in store.run(run_id).metrics})
+    comparison = store.compare(list(run_ids), metrics=names)
     ids = [run.run_id for run in comparison.runs]
     metrics = {
         metric: {str(i): ({"last": jsonable(s.last), "best": jsonable(s.best)} if s else None) for i, s in zip(ids, stats)}

@@ -10,6 +10,7 @@ import webbrowser
 from typing import Callable
 
 import uvicorn
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..errors import InvalidArgumentError
 from .app import create_app
@@ -57,6 +58,10 @@ def serve(
     :param say: where the address goes (a line per message)
     """
     app = create_app(url, token=token, query_timeout=query_timeout)
+    if token is None and host in ("127.0.0.1", "localhost"):
+        # without a token, only requests addressed to this machine's own name: a web page that
+        # rebinds its DNS name to 127.0.0.1 gets 400, not the runs
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
     sock = bind(host, port)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     where = address(host, sock.getsockname()[1], token)

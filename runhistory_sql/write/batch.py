@@ -23,19 +23,21 @@ from ..db.engine import placeholder
 from ..errors import RunInUseError
 from .points import insert_points
 from .run import inserted_id
-from ..db.schema import configs, events, metrics, points, runs, series, stages
+from ..db.schema import configs, events, metrics, params, points, runs, series, stages
 
 if TYPE_CHECKING:
     from .run import RunState
 
 # Operation codes: the first element of every queued tuple. POINT carries a non-zero float (NaN
 # and infinities included); POINT_ENC anything else, already encoded as (value, special, json).
-POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END, POINT_ENC = range(11)
+# Both are (code, token, seq, epoch, value, time in s, step or None). PARAMS carries rows of
+# ``params`` (:mod:`.params`); STEP_REWIND is ``rewind_to_step``'s, REWIND the epoch rewind's.
+POINT, SERIES, DELETE, STAGE, EPOCH, REWIND, EVENT, CONFIG, FLUSH, END, POINT_ENC, PARAMS, STEP_REWIND = range(13)
 
 Op = tuple[Any, ...]
 _CODE, _SECOND = itemgetter(0), itemgetter(1)
 #: operation code -> its kind: both point codes are one kind, inserted together
-_KIND = tuple(POINT if code == POINT_ENC else code for code in range(11))
+_KIND = tuple(POINT if code == POINT_ENC else code for code in range(13))
 
 
 @dataclass
@@ -113,7 +115,7 @@ def apply_batch(
             epoch = last[1]
         elif kind != FLUSH:
             for _, op in group:
-                if kind == REWIND:
+                if kind in (REWIND, STEP_REWIND):
                     insert_points(conn, points, after.series, after.stats, after.created_ms)
                     points = []
                 if kind in (REWIND, STAGE):
@@ -166,6 +168,16 @@ def _apply_one(conn: Connection, cur: Cursor, op: Op) -> None:
         conn.execute(update(runs).where(run).values(values))
     elif code == REWIND:
         _rewind(conn, cur, op[1], op[2])
+    elif code == STEP_REWIND:
+        _, step, epoch, at = op
+        _rewind_to_step(conn, cur, step, epoch, at)
+    elif code == PARAMS:
+        _, at, rows = op
+        conn.execute(insert(params), [
+            {"run_id": cur.run_id, "key": key, "value": value, "value_text": value_text,
+             "value_json": value_json, "recorded_at": at}
+            for key, value, value_text, value_json in rows
+        ])
     elif code == EVENT:
         _, kind, epoch, at, payload = op
         _event(conn, cur, kind, epoch, at, payload)
@@ -193,6 +205,29 @@ def _rewind(conn: Connection, cur: Cursor, to_epoch: int, at: int) -> None:
     _recount(conn, cur)
     payload = {"to_epoch": to_epoch, "superseded_points": superseded, "rev": cur.rewinds}
     _event(conn, cur, "rewind", to_epoch, at, json.dumps(payload))
+
+
+def _rewind_to_step(conn: Connection, cur: Cursor, to_step: int, epoch: int, at: int) -> None:
+    """Supersede, in each series of the current stage, the effective points from the first one of
+    step ``to_step`` or later on: as steps never go back within a series, exactly the points of
+    step >= ``to_step`` (and any point without a step recorded after the first of them, which
+    keeps the effective seqs 0 .. n - 1)."""
+    cur.rewinds += 1
+    in_stage = select(series.c.id).where(series.c.stage_id == cur.stage_id)
+    cuts = conn.execute(
+        select(points.c.series_id, func.min(points.c.seq))
+        .where(EFFECTIVE, points.c.step >= to_step, points.c.series_id.in_(in_stage))
+        .group_by(points.c.series_id)
+    ).all()
+    superseded = 0
+    for series_id, cut in cuts:
+        superseded += conn.execute(
+            update(points).where(points.c.series_id == series_id, EFFECTIVE, points.c.seq >= cut).values(rev=cur.rewinds)
+        ).rowcount
+    conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds))
+    _recount(conn, cur)
+    payload = {"to_step": to_step, "superseded_points": superseded, "rev": cur.rewinds}
+    _event(conn, cur, "rewind", epoch, at, json.dumps(payload))
 
 
 def _recount(conn: Connection, cur: Cursor) -> None:

@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pytorch_accelerated.tracking import RunHistory
 from sqlalchemy import Engine
@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from . import lifecycle
 from . import spill
+from . import steps
 from . import batch as w
 from .batch import Cursor
 from .arguments import as_epoch, check_arguments, check_name, resolve_term_timeout
@@ -30,7 +31,8 @@ from ..errors import RunHistorySQLError, unreachable
 from ..db.migrate import ensure_schema, wait_for_schema
 from ..db.schema import END_STATUSES
 from .rank import world_process_index
-from .mirror import Series
+from .mirror import Series, StepMarks
+from .params import ParamState
 from .run import RunState, open_run
 from .snapshot import config_row, storable_text
 from ..db.values import encode, event_json
@@ -133,8 +135,12 @@ class SQLRunHistory(RunHistory):
         self._epoch = state.epoch
         self._stage_used = state.stage_used
         self._m: dict[str, Series] = {
-            name: Series(values, marks, next(_tokens)) for name, (_, values, marks) in state.series.items()
+            name: Series(values, marks, next(_tokens), StepMarks.of(state.steps[name]) if name in state.steps else None)
+            for name, (_, values, marks) in state.series.items()
         }
+        self._params = ParamState(state.params)
+        #: no step of the current stage is above it (None: none has a step): see steps.log_metrics
+        self._step_bound = steps.last_step(self._m)
 
     # -- reads: always from the mirror ------------------------------------------------
 
@@ -217,7 +223,7 @@ class SQLRunHistory(RunHistory):
         """
         self._check_open()
         self._put((w.STAGE, self._stage_used, now_ms()))
-        self._epoch, self._stage_used, self._m = 1, False, {}
+        self._epoch, self._stage_used, self._m, self._step_bound = 1, False, {}, None
 
     def _increment_epoch(self) -> None:
         """Move to the next epoch; on world-process-zero, return once the epoch is committed."""
@@ -246,6 +252,42 @@ class SQLRunHistory(RunHistory):
         self._epoch = epoch
         self._put((w.REWIND, epoch, now_ms()))
         # rare (once per resume): commit now, so no superseded point lingers in v_metrics
+        self.flush(EPOCH_COMMIT_TIMEOUT_S)
+
+    # -- steps and params (plain accelerate loops, SQLTracker): the rules are in .steps, .params --
+
+    def log_metrics(self, values: Mapping[str, Any], step: int) -> None:
+        """Record each value (name -> value, by ``update_metric``'s rules) as a point at ``step``
+        (an int >= 0, not before that metric's last step) in the current stage and epoch; all
+        of them, or none if one is refused (:func:`.steps.log_metrics`)."""
+        self._check_open()
+        steps.log_metrics(self, values, step)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record hyperparameters (:mod:`.params`): a changed value is a new row, the old one kept;
+        an unchanged one records nothing; a bad one (a ``TypeError`` naming it) records nothing."""
+        self._check_open()
+        rows = self._params.changes(params)
+        if rows:
+            self._put((w.PARAMS, now_ms(), rows))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The run's current params, key -> value (loaded on resume)."""
+        return self._params.values
+
+    @property
+    def last_step(self) -> int | None:
+        """The largest step of the current stage's effective points (``None``: none has one)."""
+        return steps.last_step(self._m)
+
+    def rewind_to_step(self, step: int) -> None:
+        """Supersede the current stage's effective points at ``step`` or later (kept, flagged, out of
+        ``v_metrics`` and the mirror) with a ``rewind`` event; committed before it returns."""
+        self._check_open()
+        to_step = steps.as_step(step)
+        self._step_bound = steps.truncate_to_step(self._m, to_step)
+        self._put((w.STEP_REWIND, to_step, self._epoch, now_ms()))
         self.flush(EPOCH_COMMIT_TIMEOUT_S)
 
     # -- the run ------------------------------------------------------------------------

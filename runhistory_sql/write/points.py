@@ -1,6 +1,7 @@
 """Inserting the points of a batch, of every kind together, and folding them into the summaries.
 
-A queued point is ``(code, token, seq, epoch, value, time in s)``. Code 0 (``apply.POINT``)
+A queued point is ``(code, token, seq, epoch, value, time in s, step)`` (``step`` ``None`` for
+``update_metric``'s points). Code 0 (``apply.POINT``)
 carries a non-zero float (NaN and infinities included); any other code (``apply.POINT_ENC``) an
 already encoded ``(value, special, value_json)``. The writer thread shares the GIL with the
 training loop, so the work per point is done in C wherever it can be (``map``, ``compress``,
@@ -23,16 +24,17 @@ from ..db.values import encode_float, sqlite_columns, stored_plain
 Op = tuple[Any, ...]
 #: points converted per slice; between slices the writer yields the GIL to the training loop
 SLICE = 2000
-POINT_COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at"
+POINT_COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at, step"
 
 _CODE, _TOKEN, _VALUE = itemgetter(0), itemgetter(1), itemgetter(4)
 _NOT_NONE = partial(is_not, None)
 
 _PLAIN_SQLITE = (
     f"INSERT INTO points ({POINT_COLUMNS}) "
-    # the queued tuple is bound as it is: ?2 token, ?3 seq, ?4 epoch, ?5 value, ?6 time in s;
-    # (value, special, value_json) as values.sqlite_columns says; times are ms since the run began
-    "{select} 0, ?3, ?4, " + sqlite_columns("?5") + ", CAST(?6 * 1000 AS INTEGER) - {created}{rest}"
+    # the queued tuple is bound as it is: ?2 token, ?3 seq, ?4 epoch, ?5 value, ?6 time in s,
+    # ?7 step; (value, special, value_json) as values.sqlite_columns says; times are ms since the
+    # run began
+    "{select} 0, ?3, ?4, " + sqlite_columns("?5") + ", CAST(?6 * 1000 AS INTEGER) - {created}, ?7{rest}"
 )
 #: up to this many series in a slice, their ids come from a CASE on the token (a third faster
 #: than a join with the token table, and than binding whole rows); beyond it, from the join
@@ -50,7 +52,7 @@ def insert_points(conn: Connection, ops: Sequence[Op], series: dict[int, int], s
     if not ops:
         return
     sqlite = conn.dialect.name == "sqlite"
-    sql = f"INSERT INTO points ({POINT_COLUMNS}) VALUES ({', '.join([placeholder(conn)] * 8)})"
+    sql = f"INSERT INTO points ({POINT_COLUMNS}) VALUES ({', '.join([placeholder(conn)] * 9)})"
     batch: dict[int, list[Any]] = {}  # token -> [points, min, max] of this batch
     for start in range(0, len(ops), SLICE):
         part = ops[start:start + SLICE]
@@ -71,10 +73,10 @@ def insert_points(conn: Connection, ops: Sequence[Op], series: dict[int, int], s
 def _rows(ops: Sequence[Op], ids: dict[int, int], created: int) -> list[tuple[Any, ...]]:
     """Point rows of queued points of any kind (floats encoded here, in one comprehension)."""
     return [
-        (ids[t], 0, s, e, v, None, None, int(a * 1000) - created)
+        (ids[t], 0, s, e, v, None, None, int(a * 1000) - created, step)
         if stored_plain(v)
-        else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000) - created)
-        for _, t, s, e, v, a in ops
+        else (ids[t], 0, s, e, *(encode_float(v) if type(v) is float else v), int(a * 1000) - created, step)
+        for _, t, s, e, v, a, step in ops
     ]
 
 

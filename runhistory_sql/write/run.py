@@ -18,7 +18,7 @@ from ..db.clock import now_ms, pid_gone
 from ..db.effective import effective_points
 from ..db.engine import fetch_raw, writer_engine
 from ..errors import RunExistsError, RunInUseError, RunNotFoundError
-from ..db.schema import configs, experiments, metrics, runs, series, stages
+from ..db.schema import configs, experiments, metrics, params, runs, series, stages
 from ..db.values import decode
 
 RESUME_MODES = ("never", "allow", "must")
@@ -47,6 +47,10 @@ class RunState:
     stats: dict[int, list[Any]] = field(default_factory=dict)
     #: metric name -> (series id, values, epoch marks [(epoch, first index)])
     series: dict[str, tuple[int, list[Any], list[tuple[int, int]]]] = field(default_factory=dict)
+    #: metric name -> the step of each value (``None``: none), for the metrics with a step
+    steps: dict[str, list[int | None]] = field(default_factory=dict)
+    #: param key -> the JSON of its current value, in the order first logged
+    params: dict[str, str] = field(default_factory=dict)
 
 
 def inserted_id(result: CursorResult[Any]) -> int:
@@ -232,24 +236,28 @@ def _load(conn: Connection, row: Any) -> RunState:
     )
     for series_id, metric, n, low, high in conn.execute(query).all():
         state.stats[series_id] = [n, low, high]
-        values, epochs = read_points(conn, series_id)
+        values, epochs, steps = read_points(conn, series_id)
         if values:
             state.series[metric] = (series_id, values, epoch_marks(epochs))
+            if steps.count(None) < len(steps):
+                state.steps[metric] = steps
     state.stage_used = bool(state.series) or _stage_has_content(conn, stage_id)
+    rows = conn.execute(select(params.c.key, params.c.value_json).where(params.c.run_id == row.id).order_by(params.c.id))
+    state.params = {key: value_json for key, value_json in rows}  # the latest row of a key wins
     return state
 
 
-def read_points(conn: Connection, series_id: int) -> tuple[list[Any], list[int]]:
-    """Return the effective values of a series, in order, and the epoch of each.
+def read_points(conn: Connection, series_id: int) -> tuple[list[Any], list[int], list[int | None]]:
+    """Return the effective values of a series, in order, and the epoch and step of each.
 
     The driver's own cursor, and no decoding for plain numbers: a long history loads at about
     the speed of a raw ``fetchall``.
     """
     rows = fetch_raw(
-        conn, f"SELECT value, special, value_json, epoch {effective_points(conn)} ORDER BY seq", (series_id,),
+        conn, f"SELECT value, special, value_json, epoch, step {effective_points(conn)} ORDER BY seq", (series_id,),
     )
-    values = [v if s is None and j is None else decode(v, s, j) for v, s, j, _ in rows]
-    return values, [row[3] for row in rows]
+    values = [v if s is None and j is None else decode(v, s, j) for v, s, j, _, _ in rows]
+    return values, [row[3] for row in rows], [row[4] for row in rows]
 
 
 def epoch_marks(epochs: list[int]) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import exc
 
-from .batch import DELETE, END, EVENT, POINT, POINT_ENC, SERIES, Op
+from .batch import DELETE, END, EVENT, PARAMS, POINT, POINT_ENC, SERIES, STEP_REWIND, Op
 from ..db.clock import now_ms
 from ..errors import brief
 from .snapshot import storable_text
@@ -28,7 +28,8 @@ log = logging.getLogger("runhistory_sql")
 
 #: The event kind that records a set-aside operation.
 WRITE_ERROR = "write_error"
-_NAMES = {POINT: "point", POINT_ENC: "point", SERIES: "series", DELETE: "delete_metric", EVENT: "event", END: "end"}
+_NAMES = {POINT: "point", POINT_ENC: "point", SERIES: "series", DELETE: "delete_metric", EVENT: "event", END: "end",
+          PARAMS: "log_params", STEP_REWIND: "rewind_to_step"}
 #: SQLSTATE classes worth retrying: connection, rollback (deadlock, serialisation), resources,
 #: operator intervention (shutdown, statement timeout), system errors; and lock timeouts
 _TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
@@ -77,6 +78,8 @@ def describe(op: Op, names: dict[int, str]) -> dict[str, Any]:
     what: dict[str, Any] = {"op": _NAMES.get(code, f"op{code}")}
     if code in (POINT, POINT_ENC):
         what.update(metric=safe_text(names.get(op[1], "?")), seq=op[2], epoch=op[3], value=safe_text(op[4]))
+        if len(op) > 6 and op[6] is not None:
+            what["step"] = op[6]
     elif code == SERIES:
         what["metric"] = safe_text(op[2])
     elif code == DELETE:

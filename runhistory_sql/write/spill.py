@@ -21,13 +21,16 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ..db import migrate
 from . import oplines
-from .batch import EVENT, FLUSH, Cursor, Op, apply_batch, batch_landed
+from .batch import EVENT, FLUSH, POINT, POINT_ENC, Cursor, Op, apply_batch, batch_landed
 from ..db.engine import mask, writer_engine
 from ..errors import RunNotFoundError, SchemaVersionError, SpillFileError, WrongDatabaseError, brief
 from ..db.schema import events, runs, series, stages, store_info
 
 SPILL_DIR_VAR = "RUNHISTORY_SQL_SPILL_DIR"
-FORMAT = 2
+#: 3: points carry their step (migration 0007), and the PARAMS and STEP_REWIND operations exist
+FORMAT = 3
+#: The formats this version imports: a format-2 file's points (written before steps) have none.
+READABLE = (2, 3)
 KIND = "runhistory-sql spill"
 _HEADER_KEYS = ("spill_id", "database", "url", "run", "cursor", "pending_batch_id", "pending_ops", "landed_cursor")
 
@@ -97,11 +100,11 @@ def read_header(path: str | Path) -> dict[str, Any]:
             f"{path} is a format-1 spill file, which names neither its database nor its length; "
             "this version refuses it rather than guess (see the README, 'Spill files'). Nothing was imported."
         )
-    if header["format"] != FORMAT:
+    if header["format"] not in READABLE:
         newer = isinstance(header["format"], int) and header["format"] > FORMAT
         raise SpillFileError(
             f"{path} is a spill file of format {header['format']!r}; this version of runhistory-sql reads "
-            f"format {FORMAT}{' (upgrade it: pip install -U runhistory-sql)' if newer else ''}. Nothing was imported."
+            f"formats {' and '.join(map(str, READABLE))}{' (upgrade it: pip install -U runhistory-sql)' if newer else ''}. Nothing was imported."
         )
     return header
 
@@ -111,8 +114,9 @@ def read(path: str | Path) -> tuple[dict[str, Any], list[Op]]:
 
     :raises SpillFileError: anything else (missing, malformed, cut short, damaged)
     """
-    read_header(path)
-    header, ops = oplines.read(path, KIND, FORMAT)
+    header, ops = oplines.read(path, KIND, read_header(path)["format"])
+    if header["format"] == 2:
+        ops = [(*op, None) if op[0] in (POINT, POINT_ENC) else op for op in ops]
     run = header.get("run")
     if not (set(_HEADER_KEYS) <= header.keys() and isinstance(run, dict) and {"uuid", "name", "experiment"} <= run.keys()):
         raise SpillFileError(f"{path} has a malformed header (fields missing); nothing was imported.")

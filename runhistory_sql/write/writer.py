@@ -107,13 +107,21 @@ class Writer:
             self._wake.set()
 
     def put_point(self, code: int, token: int, seq: int, epoch: int, value: Any) -> None:
-        """Queue one point, stamped with the time now (the training loop's hot path).
+        """Queue one point without a step, stamped with the time now (the training loop's hot path).
 
         :param code: ``POINT`` for a non-zero float ``value``, ``POINT_ENC`` for an encoded triple
         """
         queue = self.queue
-        queue.append((code, token, seq, epoch, value, _time()))
+        queue.append((code, token, seq, epoch, value, _time(), None))
         if len(queue) == self.batch_size:  # once per crossing: waking costs a GIL hand-over
+            self._wake.set()
+
+    def put_many(self, ops: list[Op]) -> None:
+        """Queue several operations at once (the points of one ``log_metrics`` call)."""
+        queue = self.queue
+        before = len(queue)
+        queue.extend(ops)
+        if before < self.batch_size <= len(queue):
             self._wake.set()
 
     def flush(self, timeout: float | None = None, *, give_up_on_error: bool = False) -> bool:
