@@ -23,6 +23,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason=
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 EVIL = "<img src=x onerror=alert(1)>"
+#: the params of issue 12 reach the API's payloads in uiapi's next merge (payloads.py, read/paging.py TODO(steps))
+PARAMS_PENDING = pytest.mark.xfail(strict=True, reason="the API does not serve params and where= yet (uiapi TODO(steps))")
 ENDLESS = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT COUNT(*) FROM r"
 
 
@@ -39,6 +41,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(5000)  # everything a test waits for comes well within this
     tab = context.new_page()
     tab.dialogs = []  # type: ignore[attr-defined]
     tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
@@ -263,6 +266,64 @@ def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, train
     assert page.evaluate("window.runhistoryParcoords.axes.map(a => a.name)") == [  # no params: the first config fields
         "eval_dl_kwargs.batch_size", "eval_per_device_batch_size", "eval_total_batch_size", "max_num_train_steps", "best eval_loss_epoch"]
     assert page.evaluate("window.runhistoryParcoords.lines.map(l => l.values)") == [[32, 32, 32, 49, best[0]], [16, 16, 16, 97, best[1]]]
+
+
+@pytest.fixture
+def sweep(db_url: str) -> str:
+    """Three runs of a sweep over lr and model, with a loss and a step-level metric."""
+    for name, lr, model, loss in (("a", 0.1, "small", 3.0), ("b", 0.01, "small", 2.0), ("c", 0.001, "big", 1.0)):
+        with SQLRunHistory(db_url, experiment="sweep", run_name=name) as h:
+            h.log_params({"lr": lr, "model": model, "seed": 0})
+            h.update_metric("loss", loss)
+            h.log_metrics({"acc": 1 / loss}, step=10)
+    return db_url
+
+
+@PARAMS_PENDING
+def test_the_runs_page_filters_with_where_and_shows_and_sorts_params(sweep, page):
+    with serving(sweep) as site:
+        page.goto(site.url("/?cols=param.lr,param.model"))
+        page.wait_for_selector("#runs-table tbody tr")
+        page.fill("#filter-where", "lr<0.05; model=small")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_function("document.querySelector('#page-info').textContent.trim() === '1–1 of 1 runs'")
+        filtered = page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => [...r.cells].slice(3).map(c => c.textContent))")
+        page.fill("#filter-where", "")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_function("document.querySelector('#page-info').textContent.trim() === '1–3 of 3 runs'")
+        page.click('th[data-sort="param.lr"] button')
+        page.wait_for_function("document.querySelector('#runs-table tbody tr .col-name').textContent === 'c'")
+
+        assert [row[0] for row in filtered] == ["b"]
+        assert filtered[0][-2:] == ["0.01", "small"]
+        assert [name for name, _ in table_rows(page)] == ["c", "b", "a"]
+        assert page.url.endswith("?sort=param.lr&order=asc&cols=param.lr%2Cparam.model")
+
+
+@PARAMS_PENDING
+def test_compare_shows_the_params_that_differ_on_parallel_coordinates(sweep, page):
+    with serving(sweep) as site:
+        page.goto(site.url("/compare?runs=1,2,3"))
+        wait_for_charts(page, 2)
+        params = page.eval_on_selector_all("#compare-params tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+        axes = page.evaluate("window.runhistoryParcoords.axes.map(a => [a.name, a.kind])")
+        lines = page.evaluate("window.runhistoryParcoords.lines.map(l => l.values)")
+
+        assert params == [["lr", "0.1", "0.01", "0.001"], ["model", "small", "small", "big"]]
+        assert axes == [["lr", "number"], ["model", "category"], ["best acc", "number"]]
+        assert lines == [[0.1, "small", 1 / 3], [0.01, "small", 0.5], [0.001, "big", 1.0]]
+
+
+def test_compare_draws_the_steps_of_log_metrics(sweep, page):
+    with serving(sweep) as site:
+        page.goto(site.url("/compare?runs=1,2,3"))
+        wait_for_charts(page, 2)
+        page.select_option("#x-mode", "step")
+        page.wait_for_function("window.runhistoryCharts.acc && window.runhistoryCharts.acc.xMode === 'step'")
+
+        assert page.evaluate("window.runhistoryCharts.acc.data.lines.map(l => [l.run, l.x, l.y])") == [
+            [1, [10], [1 / 3]], [2, [10], [0.5]], [3, [10], [1.0]]]
+        assert page.evaluate("Object.keys(window.runhistoryCharts).sort()") == ["acc"]  # loss has no steps
 
 
 def test_a_run_named_like_html_renders_as_text_and_opens_no_dialog(db_url, page):

@@ -159,7 +159,12 @@
         });
         const card = el("div", {class: "chart-card", dataset: {metric: m}}, el("div", {class: "chart-head"}, el("h3", {}, m)), el("div", {class: "chart"}));
         box.appendChild(card);
-        if (!lines.length) { card.querySelector(".chart").appendChild(el("p", {class: "muted"}, "No points on this axis.")); return; }
+        if (!lines.length) {
+          const old = window.runhistoryCharts[m];
+          if (old) { old.uplot.destroy(); delete window.runhistoryCharts[m]; }
+          card.querySelector(".chart").appendChild(el("p", {class: "muted"}, "No points on this axis."));
+          return;
+        }
         R.drawChart(card.querySelector(".chart"), {key: m, metric: m, xMode: x, log: false, smoothing: 0, lines, markers: []});
       });
     }

@@ -202,7 +202,7 @@
       const target = box.querySelector(".chart");
       const lines = this.lines(series).filter(l => l.x.length);
       if (!lines.length) {
-        delete window.runhistoryCharts[metric];
+        if (window.runhistoryCharts[metric]) { window.runhistoryCharts[metric].uplot.destroy(); delete window.runhistoryCharts[metric]; }
         clear(target).appendChild(el("p", {class: "muted"}, this.state.x === "step" ? "No steps recorded for this metric." : "No points."));
         return;
       }
