@@ -47,23 +47,37 @@ def many_runs(path: Path, recorded: int, copies: int) -> str:
                 h.update_metric("train_loss_epoch", 2.0 / (epoch + 1) + r / 1000)
                 h._increment_epoch()
     conn = sqlite3.connect(path)
-    (runs,), (stages,), (series,) = (conn.execute(f"SELECT MAX(id) FROM {t}").fetchone() for t in ("runs", "stages", "series"))
+    counts = {t: conn.execute(f"SELECT MAX(id) FROM {t}").fetchone()[0] for t in ("runs", "stages", "series")}
     with conn:
         for k in range(1, copies):
-            conn.execute(
-                "INSERT INTO runs SELECT id + ?1, printf('%08d-0000-4000-8000-%012d', ?2, id), experiment_id, "
-                "name || '-' || ?2, status, created_at, ended_at, heartbeat_at, stale_after_ms, last_batch, current_stage, "
-                "current_epoch, rewinds, host, pid, tags FROM runs WHERE id <= ?3", (k * runs, k, runs))
-            conn.execute("INSERT INTO stages SELECT id + ?1, run_id + ?2, idx, started_at FROM stages WHERE id <= ?3",
-                         (k * stages, k * runs, stages))
-            conn.execute(
-                "INSERT INTO series SELECT id + ?1, run_id + ?2, stage_id + ?3, metric_id, deleted, n_points, min_value, "
-                "max_value FROM series WHERE id <= ?4", (k * series, k * runs, k * stages, series))
-            conn.execute(
-                "INSERT INTO points SELECT series_id + ?1, rev, seq, epoch, value, special, value_json, recorded_at "
-                "FROM points WHERE series_id <= ?2", (k * series, series))
+            for table, keys in _COPIED.items():
+                columns = _columns(conn, table)
+                values = [_copied(c, keys, k, counts) for c in columns]
+                key = "series_id" if table == "points" else "id"
+                conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {table} "
+                             f"WHERE {key} <= {counts['series' if table == 'points' else table]}")
     conn.close()
     return url
+
+
+# the columns of each copied table that refer to a copied table's id, and which table
+_COPIED = {
+    "runs": {"id": "runs"}, "stages": {"id": "stages", "run_id": "runs"},
+    "series": {"id": "series", "run_id": "runs", "stage_id": "stages"}, "points": {"series_id": "series"},
+}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _copied(column: str, keys: dict[str, str], k: int, counts: dict[str, int]) -> str:
+    """The SQL of ``column`` in the ``k``-th copy: ids moved past the originals, uuid and name new."""
+    if column in keys:
+        return f"{column} + {k * counts[keys[column]]}"
+    if column == "uuid":
+        return f"printf('%08d-0000-4000-8000-%012d', {k}, id)"
+    return f"name || '-{k}'" if column == "name" else column
 
 
 def _runs_page(url: str) -> tuple[float, float, int]:

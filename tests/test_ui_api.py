@@ -16,12 +16,15 @@ from runhistory_sql import SQLRunHistory
 from runhistory_sql.ui.recipes import RECIPES
 
 SPIKE, GAP, LONG = 54_321, 77_777, 100_000
+#: a long stretch of NaN: whole blocks of 1,024 points with no number
+DARK = range(80_000, 82_500)
 
 
 def long_values() -> list[float]:
     values = [1.0 + (i % 100) / 1000 for i in range(LONG)]
     values[SPIKE] = 1000.0
     values[GAP:GAP + 3] = [math.nan] * 3
+    values[DARK.start:DARK.stop] = [math.nan] * len(DARK)
     return values
 
 
@@ -29,6 +32,8 @@ def build(url: str) -> None:
     """Runs with known values: ``a`` (two stages), ``b``, ``long`` (100,000 points, a spike and
     a NaN gap), ``rewound`` (a superseded epoch)."""
     with SQLRunHistory(url, experiment="exp", run_name="a", tags={"team": "x"}) as h:
+        h.log_params({"lr": 0.01, "model": {"name": "bert"}, "seed": 1})
+        h.log_params({"lr": 0.001})
         for loss in (3.0, 2.0, 1.0):
             h.update_metric("eval_loss_epoch", loss)
             h._increment_epoch()
@@ -38,6 +43,7 @@ def build(url: str) -> None:
             h.update_metric("eval_loss_epoch", loss)
             h._increment_epoch()
     with SQLRunHistory(url, experiment="exp", run_name="b") as h:
+        h.log_params({"lr": 0.1, "model": {"name": "bert"}, "seed": 2})
         for loss in (4.0, 0.75):
             h.update_metric("eval_loss_epoch", loss)
             h._increment_epoch()
@@ -51,6 +57,9 @@ def build(url: str) -> None:
         h._set_epoch(2)
         h.update_metric("eval_loss_epoch", 6.0)
         h._increment_epoch()
+        h.update_metric("loss", 5.0)  # a point without a step, beside two with one
+        h.log_metrics({"loss": 4.0}, step=10)
+        h.log_metrics({"loss": 3.0}, step=20)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -89,10 +98,11 @@ def test_can_list_runs_with_their_metrics_and_what_to_filter_by(api):
 
     assert [page["total"], page["offset"], page["limit"]] == [2, 0, 50]
     assert page["experiments"] == ["exp", "other"] and page["metrics"] == ["eval_loss_epoch", "loss"]
-    assert page["tag_keys"] == ["team"] and page["param_keys"] == []
+    assert page["tag_keys"] == ["team"] and page["param_keys"] == ["lr", "model.name", "seed"]
     a, b = page["runs"]
-    assert (a["name"], a["status"], a["num_stages"], a["tags"], a["metrics"]) == (
-        "a", "finished", 2, {"team": "x"}, {"eval_loss_epoch": {"last": 0.25, "best": 0.25, "n": 2}},
+    assert (a["name"], a["status"], a["num_stages"], a["tags"], a["params"], a["metrics"]) == (
+        "a", "finished", 2, {"team": "x"}, {"lr": 0.001, "model.name": "bert", "seed": 1},
+        {"eval_loss_epoch": {"last": 0.25, "best": 0.25, "n": 2}},
     )
     assert b["metrics"] == {"eval_loss_epoch": {"last": 0.75, "best": 0.75, "n": 2}}
     assert sorted(a) == sorted([
@@ -109,6 +119,8 @@ def test_can_list_runs_with_their_metrics_and_what_to_filter_by(api):
     ("q=WOUN", ["rewound"]),
     ("status=finished&experiment=other&sort=id&order=asc", ["long", "rewound"]),
     ("q=%25", []),
+    ("sort=param.lr&order=asc", ["a", "b", "long", "rewound"]),
+    ("sort=param.lr&order=desc", ["b", "a", "rewound", "long"]),
 ])
 def test_can_sort_filter_and_page_runs_in_sql(api, query, names):
     page = api.json(f"/api/runs?{query}")
@@ -132,7 +144,10 @@ def test_can_read_one_run_with_stages_summaries_and_events(api):
     assert [(e["kind"], e["stage"], e["payload"]) for e in run["events"] if e["kind"] == "checkpoint"] == [
         ("checkpoint", 1, {"path": "<b>x</b>"}),
     ]
-    assert run["configs"] == [] and run["params"] == {} and run["param_history"] == []
+    assert run["configs"] == [] and run["params"] == {"lr": 0.001, "model.name": "bert", "seed": 1}
+    assert [(p["key"], p["value"], p["current"]) for p in run["param_history"]] == [
+        ("lr", 0.01, False), ("model.name", "bert", True), ("seed", 1, True), ("lr", 0.001, True),
+    ]
     assert api.json(f"/api/runs/{ids(api)['a']}/events") == run["events"]
     assert api.json(f"/api/runs/{ids(api)['a']}/configs") == []
 
@@ -149,6 +164,12 @@ def test_history_is_one_series_per_stage_on_a_run_wide_seq(api):
         (1, 0, [0, 1, 2], [3.0, 2.0, 1.0], [0, 1, 2]),
         (2, 0, [3, 4], [0.5, 0.25], [0, 1]),
     ]
+
+
+def test_history_by_step_leaves_out_the_points_without_one(api):
+    history = api.json(f"/api/runs/{ids(api)['rewound']}/history?metric=loss&x=step")
+
+    assert [(s["x"], s["y"], s["seq"]) for s in history["series"]] == [([10, 20], [4.0, 3.0], [1, 2])]
 
 
 def test_history_by_epoch(api):
@@ -175,7 +196,9 @@ def test_a_long_history_is_downsampled_in_sql_and_keeps_its_spike_and_gap(api):
     assert 2 * 500 <= len(series["x"]) <= 5 * 500
     assert series["x"] == sorted(series["x"]) and series["x"][0] == 0 and series["x"][-1] == LONG - 1
     assert points[SPIKE] == 1000.0 and max(y for y in series["y"] if y is not None) == 1000.0
-    assert points[GAP] is None and [x for x, y in points.items() if y is None] == [GAP]
+    nulls = [x for x, y in points.items() if y is None]
+    assert points[GAP] is None and nulls[0] == GAP and DARK.start in nulls and set(nulls[1:]) <= set(DARK)
+    assert [x for x in points if x in DARK] == nulls[1:]  # in the dark stretch nothing but gaps
     assert min(y for y in series["y"] if y is not None) == 1.0
 
 
@@ -187,6 +210,7 @@ def test_buckets_of_whole_blocks_keep_the_spike_and_gap_too(api, query):
 
     (series,) = first["series"]
     nulls = [x for x, y in zip(series["x"], series["y"]) if y is None]
+    dark = [x for x in series["x"] if x in DARK]
     assert first == again and first["downsampled"] is True
     assert len(series["x"]) <= 5 * 40 and series["x"] == sorted(set(series["x"]))
     assert (series["x"][0], series["x"][-1]) == {
@@ -194,7 +218,7 @@ def test_buckets_of_whole_blocks_keep_the_spike_and_gap_too(api, query):
         "buckets=3&start=54000&end=54400": (54000, 54400),
     }[query]
     assert dict(zip(series["x"], series["y"]))[SPIKE] == 1000.0
-    assert nulls == ([GAP] if "54400" not in query else [])
+    assert nulls == ([GAP, *dark] if "54400" not in query else []) and (DARK.start in dark) == ("54400" not in query)
 
 
 def test_a_zoomed_range_is_at_full_resolution(api):
@@ -222,7 +246,8 @@ def test_compare_lists_the_runs_and_their_metrics(api):
     assert body["metrics"] == {"eval_loss_epoch": {
         str(run_ids["a"]): {"last": 0.25, "best": 0.25}, str(run_ids["b"]): {"last": 0.75, "best": 0.75},
     }}
-    assert body["params"] == {} and body["configs"] == {}
+    assert body["params"] == {"lr": {str(run_ids["a"]): 0.001, str(run_ids["b"]): 0.1}, "seed": {str(run_ids["a"]): 1, str(run_ids["b"]): 2}}
+    assert body["configs"] == {}
 
 
 def test_compare_needs_two_to_twenty_runs(api):

@@ -218,3 +218,19 @@ def test_ui_without_its_extra_names_the_extra(db_url):
         'Error: runhistory-sql ui needs Starlette, uvicorn and Jinja2 (uvicorn is not installed). '
         'Install them with: pip install "runhistory-sql[ui]"\n'
     )
+
+
+def test_ui_on_an_older_schema_says_how_to_upgrade(db_url):
+    from runhistory_sql.db import migrate
+
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, "0006")
+    engine.dispose()
+
+    result = CliRunner().invoke(main, ["ui", "--url", db_url, "--no-browser"])
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: Database {db_url} is at revision 0006 but this version of runhistory-sql needs 0007. "
+        f"Back it up, then run: runhistory-sql db upgrade {db_url}\n"
+    )

@@ -6,7 +6,8 @@ paging are one ``SELECT`` of run ids; only the runs of the page are then read in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, text
@@ -41,6 +42,11 @@ _METRIC_JOINS = """
  LEFT JOIN points mp ON mp.series_id = ms.id AND mp.rev = 0 AND mp.seq = ms.n_points - 1"""
 
 
+# Each run's current value of one param (the latest row of the run and key).
+_PARAM_JOIN = """
+ LEFT JOIN params pp ON pp.id = (SELECT MAX(q.id) FROM params q WHERE q.run_id = v.run_id AND q.key = :sort_param)"""
+
+
 @dataclass(frozen=True)
 class RunPage:
     """One page of runs (see :meth:`RunStore.runs_page`): ``total`` is the number of runs that
@@ -50,6 +56,8 @@ class RunPage:
     offset: int
     limit: int
     runs: list[Run]
+    #: run id -> its current params (key -> value)
+    params: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_page(
@@ -63,9 +71,9 @@ def read_page(
         raise InvalidArgumentError(f"status must be one of {', '.join(STATUSES)}, not {status!r}.")
     if offset < 0 or not 1 <= limit <= MAX_PAGE:
         raise InvalidArgumentError(f"A page is offset >= 0 and 1 <= limit <= {MAX_PAGE}, not offset={offset}, limit={limit}.")
-    # TODO(steps): ``where`` conditions (read/filters.py) and ``param.KEY`` sorting, once merged
+    # TODO(steps): ``where`` conditions (read/filters.py), once issue 12's read side is merged
     if where:
-        raise InvalidArgumentError("Filtering by params (where=) needs the params of issue 12, not in this build yet.")
+        raise InvalidArgumentError("Filtering by conditions (where=) needs issue 12's read side, not in this build yet.")
     status_col = status_sql(dead_runs(conn), "v.status", "v.run_id")
     joins, conditions, params = "", [], {}
     if experiment is not None:
@@ -79,22 +87,28 @@ def read_page(
         escaped = text_in_name.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
         params["name"] = f"%{escaped}%"
     key, sort_joins, sort_params = _sort_key(sort, status_col, order)
+    null = "pp.id" if sort_joins == _PARAM_JOIN else key
+    ordering = ", ".join(f"{part} {order.upper()}" for part in key.split("|"))
     filters = (" WHERE " + " AND ".join(conditions)) if conditions else ""
     total = conn.execute(text(f"SELECT COUNT(*) FROM v_runs v JOIN runs r ON r.id = v.run_id{joins}{filters}"), params).scalar_one()
     direction = order.upper()
     ids = [row[0] for row in conn.execute(text(
         f"SELECT v.run_id FROM v_runs v JOIN runs r ON r.id = v.run_id{joins}{sort_joins}{filters} "
-        f"ORDER BY ({key}) IS NULL, {key} {direction}, v.run_id {direction} LIMIT {int(limit)} OFFSET {int(offset)}"
+        f"ORDER BY ({null}) IS NULL, {ordering}, v.run_id {direction} LIMIT {int(limit)} OFFSET {int(offset)}"
     ), {**params, **sort_params})]
     found = {run.run_id: run for run in read_runs(conn, ", ".join(map(str, ids)) or "NULL", {})}
-    return RunPage(int(total), offset, limit, [found[i] for i in ids if i in found])
+    current = current_params(conn, ids)
+    return RunPage(int(total), offset, limit, [found[i] for i in ids if i in found], {i: current.get(i, {}) for i in ids})
 
 
 def _sort_key(sort: str, status_col: str, order: str) -> tuple[str, str, dict[str, Any]]:
-    """The SQL to order by for ``sort``, the joins it needs and their bound values."""
+    """The SQL to order by for ``sort`` (expressions separated by ``|``), the joins it needs and
+    their bound values."""
     if sort in SORT_COLUMNS:
         return SORT_COLUMNS[sort].format(status=status_col, now=now_ms()), "", {}
     kind, dot, metric = sort.partition(".")
+    if dot and metric and kind == "param":  # numbers by value, then text; runs without it last
+        return "COALESCE(pp.value, 0)|pp.value_text", _PARAM_JOIN, {"sort_param": metric}
     if dot and metric and kind in ("last", "best"):
         column = "mp.value" if kind == "last" else ("ms.min_value" if goal_of(metric) == "min" else "ms.max_value")
         return column, _METRIC_JOINS, {"sort_metric": metric, "no": False}
@@ -114,12 +128,34 @@ def read_names(conn: Connection) -> dict[str, list[str]]:
         "metrics": "SELECT name FROM metrics m WHERE EXISTS (SELECT 1 FROM series s WHERE s.metric_id = m.id)",
         "tag_keys": tag_keys,
     }
+    found["param_keys"] = "SELECT DISTINCT key FROM params"
     names = {key: sorted(str(row[0]) for row in conn.execute(text(sql))) for key, sql in found.items()}
-    # TODO(steps): the keys of v_params, once issue 12's params are merged
-    return {"experiments": names["experiments"], "metrics": names["metrics"], "param_keys": [], "tag_keys": names["tag_keys"]}
+    return {key: names[key] for key in ("experiments", "metrics", "param_keys", "tag_keys")}
+
+
+def current_params(conn: Connection, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The current params of the runs (the latest row of each key), by run id, keys sorted."""
+    if not run_ids:
+        return {}
+    listed = ", ".join(str(int(i)) for i in run_ids)
+    rows = conn.execute(text(
+        f"SELECT run_id, key, value_json FROM params WHERE run_id IN ({listed}) ORDER BY run_id, key, id"
+    ))
+    found: dict[int, dict[str, Any]] = {}
+    for run_id, key, value_json in rows:
+        found.setdefault(run_id, {})[key] = json.loads(value_json)  # the last row of a key wins
+    return found
 
 
 def read_stages(conn: Connection, run_id: int) -> list[tuple[int, int]]:
     """The run's stages: ``(stage, started_at in ms)``, in order."""
     rows = conn.execute(text("SELECT idx, started_at FROM stages WHERE run_id = :r ORDER BY idx"), {"r": run_id})
     return [(int(idx), int(at)) for idx, at in rows]
+
+
+def param_changes(conn: Connection, run_id: int) -> list[tuple[str, Any, int, bool]]:
+    """Every logged change of the run's params: ``(key, value, recorded_at_ms, current)`` in the
+    order they were logged (``current``: the latest of its key)."""
+    rows = conn.execute(text("SELECT key, value_json, recorded_at FROM params WHERE run_id = :r ORDER BY id"), {"r": run_id}).all()
+    last = {key: i for i, (key, _, _) in enumerate(rows)}
+    return [(key, json.loads(value), int(at), last[key] == i) for i, (key, value, at) in enumerate(rows)]

@@ -14,7 +14,7 @@ from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
 from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
 from .listing import check_metrics, find_run, key_metrics, list_runs, read_runs
-from .paging import RunPage, read_names, read_page, read_stages
+from .paging import RunPage, current_params, param_changes, read_names, read_page, read_stages
 from .windows import BlockCache, HistoryWindow, read_window
 from .models import Comparison, ConfigSnapshot, Event, MetricStat, Run, RunListing, RunReport
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
@@ -119,6 +119,18 @@ class RunStore:
         """The ``experiments``, ``metrics``, ``param_keys`` and ``tag_keys`` there are, sorted."""
         with self._engine.connect() as conn:
             return read_names(conn)
+
+    def current_params(self, runs: Sequence[str | int]) -> dict[int, dict[str, Any]]:
+        """The current params of each of ``runs`` (by id; ``{}`` for a run without any)."""
+        with self._engine.connect() as conn:
+            ids = [self.run_id(run, conn=conn) for run in runs]
+            found = current_params(conn, ids)
+            return {i: found.get(i, {}) for i in ids}
+
+    def param_changes(self, run: str | int, *, experiment: str | None = None) -> list[tuple[str, Any, int, bool]]:
+        """Every logged change of the run's params: ``(key, value, recorded_at_ms, current)``."""
+        with self._engine.connect() as conn:
+            return param_changes(conn, self.run_id(run, experiment, conn=conn))
 
     def stages(self, run: str | int, *, experiment: str | None = None) -> list[tuple[int, int]]:
         """The run's stages as ``(stage, started_at_ms)``, in order."""

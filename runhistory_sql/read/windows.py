@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import Connection, text
 
@@ -29,6 +30,8 @@ X_AXES = ("seq", "epoch", "step", "time")
 DEFAULT_BUCKETS = 600
 #: The points of a block whose pieces :class:`BlockCache` keeps.
 BLOCK = 1024
+#: From this many pieces on, their scans run on two connections at once (see :func:`_scans`).
+PARALLEL_PIECES = 64
 #: A range of at most ``buckets * FULL_RESOLUTION`` points is returned whole.
 FULL_RESOLUTION = 4
 # cursor = rewinds * _REWIND + points: a rewind since the cursor is seen (then the answer is whole)
@@ -227,24 +230,40 @@ def _pieces(conn: Connection, s: _Series, lo: int, width: int, count: int) -> li
             f"(SELECT seq * 2 FROM points p WHERE {rng} AND value IS NOT NULL ORDER BY value DESC, seq LIMIT 1)",
             f"(SELECT MIN(seq) * 2 + 1 FROM points p WHERE {rng} AND value IS NULL)",
         )
-    sql = (f"WITH RECURSIVE b(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i < {count - 1}) "
-           f"SELECT b.i, {', '.join(picks)} FROM b ORDER BY b.i")
+    pieces = f"WITH RECURSIVE b(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i < {count - 1}) SELECT b.i, "
+    scans = _scans(conn, [f"{pieces}{pick} FROM b ORDER BY b.i" for pick in picks], parallel=count >= PARALLEL_PIECES)
     found = []
-    for i, low, high, *gap in conn.execute(text(sql)):
-        first = lo + i * width
-        last = min(s.hi, first + width)
-        has_gap = low is not None and low % 2 == 1  # SQLite: flagged; the gap's seq is looked up below
-        gap_seq = gap[0] // 2 if gap and gap[0] is not None else None
-        if low is None and high is None and not gap:  # all values are gaps (PostgreSQL says so in gap)
-            has_gap = True
-        if has_gap and gap_seq is None:
+    for (i, low), (_, high), *gap in zip(*scans):
+        first, last = lo + i * width, min(s.hi, lo + (i + 1) * width)
+        if gap:  # PostgreSQL: the first gap's seq * 2 + 1, or NULL
+            gap_seq = None if gap[0][1] is None else gap[0][1] // 2
+        elif low is not None and low % 2:  # SQLite: the piece has a gap (rare): find its first
             gap_seq = conn.execute(text(
                 "SELECT MIN(seq) FROM points WHERE series_id = :s AND rev = :rev AND seq >= :lo AND seq < :hi "
                 "AND value IS NULL"
             ), {"s": s.series_id, "rev": s.rev, "lo": first, "hi": last}).scalar()
-        numbers = high is not None  # a piece of gaps only has no lowest or highest
-        found.append(_Piece(first, last, low // 2 if numbers else None, high // 2 if numbers else None, gap_seq))
+        else:
+            gap_seq = None
+        # (on SQLite a piece of gaps only names gaps as its lowest and highest: the values tell)
+        found.append(_Piece(first, last, None if low is None else low // 2, None if high is None else high // 2, gap_seq))
     return found
+
+
+def _scans(conn: Connection, statements: list[str], *, parallel: bool) -> list[Sequence[Any]]:
+    """The rows of each statement. With ``parallel``, the first runs on ``conn`` while the others
+    run on a second connection of the same engine: the drivers release the GIL while the database
+    works, so two cores scan at once (a cold long history costs one scan's time, not two)."""
+    if not parallel:
+        return [conn.execute(text(sql)).all() for sql in statements]
+
+    def others() -> list[Sequence[Any]]:
+        with conn.engine.connect() as other:
+            return [other.execute(text(sql)).all() for sql in statements[1:]]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rest = pool.submit(others)
+        first = conn.execute(text(statements[0])).all()
+        return [first, *rest.result()]
 
 
 def _downsampled(
@@ -270,8 +289,9 @@ def _downsampled(
     ), {"s": s.series_id, "rev": s.rev})}
     chosen: set[int] = set()
     for group in buckets.values():
-        lows = [p.low for p in group if p.low is not None]
-        highs = [p.high for p in group if p.high is not None]
+        # a piece of gaps only (NaN, values that are not numbers) has no lowest or highest number
+        lows = [p.low for p in group if p.low is not None and rows[p.low][2] is not None]
+        highs = [p.high for p in group if p.high is not None and rows[p.high][2] is not None]
         gaps = [p.gap for p in group if p.gap is not None]
         chosen |= {group[0].lo, group[-1].hi - 1}
         if lows:

@@ -29,7 +29,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import DatabaseUnavailableError, RunHistorySQLError, RunNotFoundError
+from ..db.migrate import wait_for_schema
+from ..errors import DatabaseUnavailableError, DatabaseURLError, RunHistorySQLError, RunNotFoundError
 from ..read.query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S
 from ..read.store import RunStore
 from ..read.windows import DEFAULT_BUCKETS
@@ -53,9 +54,16 @@ def create_app(url: str | None, *, token: str | None = None, query_timeout: floa
     :param url: database URL; else ``$RUNHISTORY_SQL_URL``; else ``sqlite:///runhistory.db``
     :param token: when given, every request must carry it (see :mod:`.auth`), else 403
     :param query_timeout: seconds a statement of the SQL page may run before it is cancelled
-    :raises RunHistorySQLError: the database does not exist or cannot be reached
+    :raises RunHistorySQLError: the database does not exist, cannot be reached, holds no runs
+        or has an older schema (the message says how to upgrade it)
     """
     store = RunStore(url)
+    try:
+        if not wait_for_schema(store.engine, timeout=0):  # an older schema: the fix is one command
+            raise DatabaseURLError(f"{store!r} holds no runs yet. Record a run first (e.g. runhistory-sql demo).")
+    except RunHistorySQLError:
+        store.close()
+        raise
     templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
 
     @contextlib.asynccontextmanager
