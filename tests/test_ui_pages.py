@@ -467,10 +467,12 @@ def test_the_report_file_opens_offline_with_the_same_points(trained_file, tmp_pa
         page.goto(two.as_uri())
         wait_for_charts(page, 3)
         compared = page.evaluate("window.runhistoryCharts.eval_loss_epoch.data.lines.map(l => l.run)")
+        links = page.evaluate("document.querySelectorAll('a[href]').length")  # nowhere to go offline
     finally:
         context.close()
 
     assert points == expected_points(url, "finetune", "eval_loss_epoch")
     assert markers == [["freeze", 1], ["unfreeze", 3]]
     assert compared == [1, 2]
+    assert links == 0
     assert fetched == []

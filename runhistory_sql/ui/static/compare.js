@@ -92,7 +92,7 @@
       return el("section", {class: "card"}, el("h1", {}, `Compare ${this.runs.length} runs`),
         el("ul", {class: "legend"}, this.runs.map((r, i) => el("li", {dataset: {runId: r.id}},
           el("span", {class: "swatch", style: `background:${this.colors[i]}`}), " ",
-          el("a", {href: `/runs/${r.id}`}, r.name), el("span", {class: "muted"}, ` ${r.experiment} `), badge(r.status)))));
+          el("a", {href: R.isLive() ? `/runs/${r.id}` : null}, r.name), el("span", {class: "muted"}, ` ${r.experiment} `), badge(r.status)))));
     }
 
     controls() {
