@@ -449,6 +449,35 @@ def test_a_running_run_grows_on_the_page_without_a_reload(url, page):
         child.wait(30)
 
 
+@pytest.mark.slow
+def test_a_run_whose_process_is_killed_turns_crashed_on_the_open_pages(url, page):
+    child = subprocess.Popen([sys.executable, str(SCRIPTS / "ui_live_train.py"), url, "3"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=script_env())
+    try:
+        assert child.stdout.readline().strip() == "OPEN"
+        child.stdin.write("\n"); child.stdin.flush()
+        assert child.stdout.readline().strip() == "EPOCH 1"
+        with serving(url) as site:
+            listing = page.context.new_page()
+            listing.goto(site.url("/"))
+            listing.wait_for_selector('#runs-table tr[data-status="running"]')
+            page.goto(site.url("/runs/1"))
+            wait_for_charts(page, 1)
+            before = page.inner_text("#run-header .badge")
+
+            child.kill()  # SIGKILL: no close, no atexit; the pid is gone on this host
+            child.wait(10)
+
+            page.wait_for_function("document.querySelector('#run-header .badge').textContent === 'crashed'", timeout=3000)
+            listing.wait_for_selector('#runs-table tr[data-status="crashed"]', timeout=3000)
+            assert before == "running"
+            assert chart_points(page, "loss") == [[1, 1.0]]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+
+
 def test_the_report_file_opens_offline_with_the_same_points(trained_file, tmp_path, browser):
     from runhistory_sql.ui.report import write_report
 

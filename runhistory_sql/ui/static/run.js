@@ -221,9 +221,10 @@
 
     async poll() {
       const fresh = await api(`/api/runs/${this.runId}`);
+      const changed = JSON.stringify(fresh) !== JSON.stringify(this.report);
       this.report = fresh;
       this.metrics = [...new Set([...this.metrics, ...fresh.summaries.map(s => s.metric)])];
-      this.renderStatic();
+      if (changed) this.renderStatic();
       await Promise.all(this.metrics.map(m => this.grow(m)));
       if (fresh.run.status !== "running" && this.stopLive) this.stopLive();
     }
