@@ -298,8 +298,10 @@ def test_the_runs_page_filters_with_where(sweep, page):
         page.wait_for_selector("#runs-table tbody tr")
         page.fill("#filter-where", "lr<0.05; model=small")
         page.click("form.filters button[type=submit]")
-        page.wait_for_function("document.querySelector('#page-info').textContent.trim() === '1–1 of 1 runs'")
+        page.wait_for_function("document.querySelector('#page-info').textContent.trim() === '1–1 of 1 runs'"
+                               " || document.querySelector('#runs-error .error')")
 
+        assert page.inner_text("#runs-error") == ""
         assert [name for name, _ in table_rows(page)] == ["b"]
         assert page.url.endswith("?where=lr%3C0.05&where=model%3Dsmall&metrics=acc%2Closs&cols=param.lr%2Cparam.model")
 
