@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             postgres.database(args.pg_url, args.pg_start) as (pg, pg_missing):
         ctx = Context(chosen, Path(tmp), pg, pg_missing, args.skip_mlflow)
         rows = measure(ctx, names)
-    title = (f"runhistory-sql benchmarks (issues 5, 10): N={chosen.points:,} points, R={chosen.runs:,} runs, "
+    title = (f"runhistory-sql benchmarks (issues 5, 10, 13): N={chosen.points:,} points, R={chosen.runs:,} runs, "
              f"{chosen.calls:,} calls, best of {chosen.reps}")
     console.print(f"machine: {machine()}")
     console.print(table(rows, title))

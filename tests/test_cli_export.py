@@ -33,17 +33,17 @@ def iso(ms: int) -> str:
 
 
 def expected(url: str, *runs: str) -> list[tuple]:
-    """The rows an export must hold, from RunStore.history: (experiment, ..., value, value_json, recorded_at ms)."""
+    """The rows an export must hold, from RunStore.history: (experiment, ..., value, value_json, recorded_at ms, step)."""
     rows = []
     with RunStore(url) as store:
         for name in runs:
             record = store.run(name)
             series = query(url, "SELECT stage, metric FROM v_summaries WHERE run_id = :id ORDER BY stage, metric", {"id": record.run_id})
             for stage, metric in series:
-                for seq, epoch, value, ms in store.history(name, metric, stage):
+                for seq, epoch, value, ms, step in store.history(name, metric, stage):
                     text = None if isinstance(value, float) else json.dumps(value)
                     rows.append((record.experiment, name, record.run_id, stage, metric, seq, epoch,
-                                 value if text is None else None, text, ms))
+                                 value if text is None else None, text, ms, step))
     return rows
 
 
@@ -51,8 +51,9 @@ def read_csv(path) -> list[tuple]:
     with open(path, newline="") as f:
         reader = csv.reader(f)
         assert tuple(next(reader)) == COLUMNS
-        return [(e, r, int(i), int(st), m, int(seq), int(ep), float(v) if v else None, t or None, ts)
-                for e, r, i, st, m, seq, ep, v, t, ts in reader]
+        return [(e, r, int(i), int(st), m, int(seq), int(ep), float(v) if v else None, t or None, ts,
+                 int(step) if step else None)
+                for e, r, i, st, m, seq, ep, v, t, ts, step in reader]
 
 
 def read_jsonl(path) -> list[tuple]:
@@ -66,11 +67,12 @@ def read_parquet(path) -> list[tuple]:
     table = pq.read_table(path)
     assert tuple(table.column_names) == COLUMNS
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return [(*tuple(r.values())[:9], (r["recorded_at"] - epoch) // dt.timedelta(milliseconds=1)) for r in table.to_pylist()]
+    return [(*tuple(r.values())[:9], (r["recorded_at"] - epoch) // dt.timedelta(milliseconds=1), r["step"])
+            for r in table.to_pylist()]
 
 
 def with_iso_times(rows: list[tuple]) -> list[tuple]:
-    return [(*row[:9], iso(row[9])) for row in rows]
+    return [(*row[:9], iso(row[9]), *row[10:]) for row in rows]
 
 
 def test_can_export_csv(run, trained_any, tmp_path):
@@ -79,7 +81,7 @@ def test_can_export_csv(run, trained_any, tmp_path):
     result = run("export", "baseline", "fast", "-o", str(out), "--url", trained_any)
 
     assert result.output == f"Exported 13 points of 2 runs to {out}\n"
-    assert out.read_text().splitlines()[1] == "cli,baseline,1,1,eval_loss_epoch,0,1,9.308703422546387,,2026-11-01T10:00:00.000Z"
+    assert out.read_text().splitlines()[1] == "cli,baseline,1,1,eval_loss_epoch,0,1,9.308703422546387,,2026-11-01T10:00:00.000Z,"
     assert same(read_csv(out), with_iso_times(expected(trained_any, "baseline", "fast")))
 
 

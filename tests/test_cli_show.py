@@ -161,8 +161,9 @@ def test_can_show_a_run_as_json(run, trained_any):
         "id": 3, "uuid": "00000000-0000-4000-8000-000000000003", "experiment": "cli", "name": "finetune",
         "status": "finished", "host": "trainer-1", "created_at": "2026-11-01T12:00:00Z",
         "ended_at": "2026-11-01T12:05:00Z", "duration_s": 300.0, "stages": 1, "epochs": 5, "current_epoch": 6,
-        "tags": {},
+        "tags": {}, "last_step": None,
     }
+    assert (shown["params"], shown["param_history"]) == ({}, [])
     assert [(c["stage"], c["kind"], c["num_epochs"], c["captured_at"]) for c in shown["stages"][0]["configs"]] == [
         (1, "train", 2, "2026-11-01T12:00:01Z"), (1, "train", 4, "2026-11-01T12:00:02Z"),
     ]
@@ -222,6 +223,7 @@ def test_can_compare_as_json(run, trained_any):
             {"id": 2, "experiment": "cli", "name": "fast", "label": "fast"},
             {"id": 5, "experiment": "other", "name": "solo", "label": "solo"},
         ],
+        "param_differences": [],
         "config_differences": [
             {"field": name, "values": {"fast": fast, "solo": solo}} for name, fast, solo in [
                 ("num_epochs", 3, 1), ("train_per_device_batch_size", 16, 32), ("train_dl_kwargs.batch_size", 16, 32),

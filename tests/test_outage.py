@@ -236,7 +236,7 @@ def test_spill_at_close_when_still_down_then_import_spill_once(
     assert path.parent == spill_dir and path.name.startswith("runhistory-spill-") and path.suffix == ".jsonl"
     assert list(spill_dir.iterdir()) == [path]
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert (lines[0]["format"], lines[0]["ops"], lines[-1]["ops"]) == (2, 11, 11)
+    assert (lines[0]["format"], lines[0]["ops"], lines[-1]["ops"]) == (3, 11, 11)
     # 11 operations between the header and the end line: 4 points of loss, acc's new series and
     # its 3 points, the epoch, the event, the end
     assert len(lines) - 2 == 11

@@ -554,7 +554,7 @@ def test_can_count_what_deleting_a_run_would_remove(trained_any):
     with RunStore(trained_any) as store:
         counted = store.rows_of("finetune")
 
-    assert counted == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "runs": 1}
+    assert counted == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "params": 0, "runs": 1}
 
 
 def test_can_delete_a_run_and_leave_every_other_run_untouched(trained_url):
@@ -565,7 +565,7 @@ def test_can_delete_a_run_and_leave_every_other_run_untouched(trained_url):
         removed = store.delete("finetune")
         names = [run.run_name for run in store.runs().runs]
 
-    assert removed == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "runs": 1}
+    assert removed == {"points": 10, "series": 2, "configs": 2, "events": 11, "stages": 1, "params": 0, "runs": 1}
     assert names == ["baseline", "fast", "resumed", "solo"]
     assert dump(trained_url) == without_run(before, 3, finetune_series)
 
@@ -574,6 +574,8 @@ def test_can_delete_a_run_on_every_backend(url):
     record(url, "keep", {"loss": [1.0, 0.5]}, experiment="e")
     with SQLRunHistory(url, experiment="e", run_name="drop") as h:
         h.record_config("train", {"num_epochs": 2})
+        h.log_params({"lr": 0.1})
+        h.log_params({"lr": 0.2})  # its params go too, both rows
         h.update_metric("loss", 3.0)
         h.log_event("checkpoint", path="a.pt")
         h.reset()
@@ -588,7 +590,7 @@ def test_can_delete_a_run_on_every_backend(url):
         after = (store.run("keep"), store.summary("keep"))
         runs = [run.run_name for run in store.runs().runs]
 
-    assert removed == counted == {"points": 2, "series": 2, "configs": 1, "events": 1, "stages": 2, "runs": 1}
+    assert removed == counted == {"points": 2, "series": 2, "configs": 1, "events": 1, "stages": 2, "params": 2, "runs": 1}
     assert runs == ["keep"]
     assert after == kept
     assert query(url, "SELECT name FROM experiments") == [("e",)]

@@ -120,6 +120,9 @@ def test_can_list_runs_with_their_metrics_and_what_to_filter_by(api):
     ("status=finished&experiment=other&sort=id&order=asc", ["long", "rewound"]),
     ("q=%25", []),
     ("sort=param.lr&order=asc", ["a", "b", "long", "rewound"]),
+    ("where=lr%3C0.05&sort=name&order=asc", ["a"]),
+    ("where=model.name%3Dbert&where=seed%3E%3D1&sort=name&order=asc", ["a", "b"]),
+    ("where=tag.team%3Dx", ["a"]),
     ("sort=param.lr&order=desc", ["b", "a", "rewound", "long"]),
 ])
 def test_can_sort_filter_and_page_runs_in_sql(api, query, names):
@@ -146,7 +149,7 @@ def test_can_read_one_run_with_stages_summaries_and_events(api):
     ]
     assert run["configs"] == [] and run["params"] == {"lr": 0.001, "model.name": "bert", "seed": 1}
     assert [(p["key"], p["value"], p["current"]) for p in run["param_history"]] == [
-        ("lr", 0.01, False), ("model.name", "bert", True), ("seed", 1, True), ("lr", 0.001, True),
+        ("lr", 0.01, False), ("lr", 0.001, True), ("model.name", "bert", True), ("seed", 1, True),
     ]
     assert api.json(f"/api/runs/{ids(api)['a']}/events") == run["events"]
     assert api.json(f"/api/runs/{ids(api)['a']}/configs") == []
@@ -306,3 +309,9 @@ def quote(text: str) -> str:
     return q(text, safe="")
 
 
+
+
+def test_a_condition_that_cannot_be_read_is_a_400(api):
+    body = api.json("/api/runs?where=lr", status=400)
+
+    assert body["error"].startswith("Cannot read the condition 'lr': write KEY OP VALUE")

@@ -26,8 +26,8 @@ from .output import FORMATS, cell, emit, heading, plain_tree, print_table
 )
 @one_line_errors
 def compare(runs: tuple[str, ...], metrics: tuple[str, ...], experiment: str | None, url: str | None, fmt: str) -> None:
-    """Compare runs side by side: the config fields that differ (latest train() snapshot of
-    each run), then the best and last value of each metric.
+    """Compare runs side by side: the params that differ, the config fields that differ (latest
+    train() snapshot of each run), then the best and last value of each metric.
 
     RUN is a run name, or id:N for the run with id N; give two or more.
 
@@ -57,7 +57,8 @@ def _labels(runs: Sequence[Run]) -> list[str]:
 
 
 def _flat_rows(comparison: Comparison) -> list[list[Any]]:
-    rows: list[list[Any]] = [["config", name, *found] for name, found in comparison.config_differences]
+    rows: list[list[Any]] = [["param", key, *found] for key, found in comparison.param_differences]
+    rows += [["config", name, *found] for name, found in comparison.config_differences]
     for metric, per_run in comparison.metrics.items():
         for stat in ("best", "best_epoch", "last"):
             rows.append([stat, metric, *(getattr(s, stat) if s else None for s in per_run)])
@@ -68,6 +69,7 @@ def _structure(comparison: Comparison, labels: list[str]) -> dict[str, Any]:
     return {
         "runs": [{"id": r.run_id, "experiment": r.experiment, "name": r.run_name, "label": label}
                  for r, label in zip(comparison.runs, labels)],
+        "param_differences": [{"param": key, "values": dict(zip(labels, found))} for key, found in comparison.param_differences],
         "config_differences": [{"field": name, "values": dict(zip(labels, found))} for name, found in comparison.config_differences],
         "metrics": [
             {"metric": metric, "goal": next((s.goal for s in per_run if s), None),
@@ -79,6 +81,10 @@ def _structure(comparison: Comparison, labels: list[str]) -> dict[str, Any]:
 
 
 def _print(labels: list[str], comparison: Comparison) -> None:
+    if comparison.param_differences:
+        heading("Params that differ")
+        print_table(["param", *labels], [[key, *found] for key, found in comparison.param_differences])
+        click.echo()
     if comparison.config_differences:
         heading("Config fields that differ (latest train snapshot of each run)")
         print_table(["config field", *labels], [[name, *found] for name, found in comparison.config_differences])

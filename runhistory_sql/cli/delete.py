@@ -14,7 +14,7 @@ from .output import count
 @url_option
 @one_line_errors
 def delete(run: str, experiment: str | None, yes: bool, url: str | None) -> None:
-    """Delete a run and everything recorded for it: points, configs, events, stages.
+    """Delete a run and everything recorded for it: points, configs, events, stages, params.
 
     RUN is a run name, or id:N for the run with id N. Shows what will go and asks first (--yes skips the question).
     A run that a live process still holds is refused. The experiment and other runs stay.
@@ -42,5 +42,7 @@ def delete(run: str, experiment: str | None, yes: bool, url: str | None) -> None
 
 
 def _listing(counts: dict[str, int]) -> str:
-    """``"7 points, 2 configs, 20 events, 2 stages"`` (singular where there is one)."""
-    return ", ".join(count(counts[table], table[:-1]) for table in ("points", "configs", "events", "stages"))
+    """``"7 points, 2 configs, 20 events, 2 stages"`` (singular where there is one), and the
+    params where the run has some."""
+    tables = ("points", "configs", "events", "stages", *(("params",) if counts.get("params") else ()))
+    return ", ".join(count(counts[table], table[:-1]) for table in tables)

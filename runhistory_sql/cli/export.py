@@ -29,7 +29,7 @@ def export(runs: tuple[str, ...], output: Path, metrics: tuple[str, ...], experi
     """Write the points of runs to a CSV, JSON lines or Parquet file.
 
     RUN is a run name, or id:N for the run with id N. The columns are those of the v_metrics view: experiment,
-    run_name, run_id, stage, metric, seq, epoch, value, value_json, recorded_at (UTC);
+    run_name, run_id, stage, metric, seq, epoch, value, value_json, recorded_at (UTC), step (empty for the Trainer's points);
     superseded points (rewound by a resume) are left out. Parquet needs the pandas extra.
 
     \b

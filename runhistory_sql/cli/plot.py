@@ -20,7 +20,7 @@ from .output import count
 )
 @click.option(
     "--x", "x_axis", type=click.Choice(X_AXES), default="epoch", show_default=True,
-    help="epoch, or seq (the point number, for per-step metrics).",
+    help="epoch; seq (the point number, for per-step metrics); or step (the step of log_metrics / SQLTracker).",
 )
 @click.option("--stage", type=click.IntRange(min=1), default=None, help="Stage to draw (default: the latest with the metric).")
 @experiment_option

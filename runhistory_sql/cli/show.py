@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import click
 
 from .describe import describe_event
-from ..read.models import ConfigSnapshot, Event, MetricStat, Run, RunReport
+from ..read.models import ConfigSnapshot, Event, MetricStat, Param, Run, RunReport
 from ..read.records import flat_config
 from ..read.store import RunStore
 from .common import experiment_option, one_line_errors, run_key, url_option
@@ -28,8 +28,8 @@ SUMMARY_COLUMNS = ("metric", "stage", "count", "last", "min", "max", "goal", "be
 )
 @one_line_errors
 def show(run: str, experiment: str | None, url: str | None, fmt: str) -> None:
-    """Show a run: who and when, its stages with their TrainerRunConfig snapshots, its events
-    (freeze/unfreeze, resume, stop, errors) and a summary of every metric.
+    """Show a run: who and when, its params, its stages with their TrainerRunConfig snapshots,
+    its events (freeze/unfreeze, resume, stop, errors) and a summary of every metric.
 
     RUN is a run name, or id:N for the run with id N. Times are UTC.
 
@@ -44,6 +44,7 @@ def show(run: str, experiment: str | None, url: str | None, fmt: str) -> None:
         click.echo(json.dumps(plain_tree(_structure(report)), indent=2, ensure_ascii=False))
         return
     _print_run(report.run)
+    _print_params(report.param_history)
     _print_configs(report.configs, report.run.num_stages)
     _print_events(report.events)
     _print_summary(report.metrics)
@@ -76,11 +77,15 @@ def _structure(report: RunReport) -> dict[str, Any]:
             "id": run.run_id, "uuid": run.run_uuid, "experiment": run.experiment, "name": run.run_name,
             "status": run.status, "host": run.host, "created_at": run.created_at, "ended_at": run.ended_at,
             "duration_s": run.duration_s, "stages": run.num_stages, "epochs": run.epochs,
-            "current_epoch": run.current_epoch, "tags": run.tags,
+            "current_epoch": run.current_epoch, "tags": run.tags, "last_step": run.last_step,
         },
         "stages": stages,
         "events": [_event(e) for e in report.events],
         "metrics": [_stat(s) for s in report.metrics],
+        "params": report.params,
+        "param_history": [
+            {"key": p.key, "value": p.value, "recorded_at": p.recorded_at, "current": p.current} for p in report.param_history
+        ],
     }
 
 
@@ -90,10 +95,27 @@ def _print_run(run: Run) -> None:
     for name, value in (
         ("uuid", run.run_uuid), ("status", run.status), ("host", run.host or "-"),
         ("created", cell(run.created_at)), ("ended", ended), ("duration", duration_text(run.duration_s)),
-        ("stages", run.num_stages), ("epochs", run.epochs), ("tags", cell(run.tags)),
+        ("stages", run.num_stages), ("epochs", run.epochs),
+        *((("last step", run.last_step),) if run.last_step is not None else ()), ("tags", cell(run.tags)),
     ):
         lines.append(f"  {name:<9} {value}")
     click.echo("\n".join(lines))
+
+
+def _print_params(history: Sequence[Param]) -> None:
+    """The current params, with the values each replaced (``log_params`` keeps them all)."""
+    if not history:
+        return
+    click.echo()
+    earlier: dict[str, list[Param]] = {}
+    for param in history:
+        earlier.setdefault(param.key, []).append(param)
+    rows = [
+        [key, cell(found[-1].value), found[-1].recorded_at, ", ".join(cell(p.value) for p in found[:-1])]
+        for key, found in earlier.items()
+    ]
+    heading("Params")
+    print_table(["param", "value", "set at", "earlier values"], rows)
 
 
 def _print_configs(configs: Sequence[ConfigSnapshot], stages: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from ..db.engine import writer_engine
-from ..db.schema import configs, events, points, runs, series, stages
+from ..db.schema import configs, events, params, points, runs, series, stages
 from ..errors import RunInUseError, RunNotFoundError
 # the one place the read side asks the write side: who holds a run (a live run is never deleted)
 from ..write import lifecycle
@@ -20,7 +20,7 @@ from ..write.run import holder_alive
 
 
 def delete_run(engine: Engine, run_id: int) -> dict[str, int]:
-    """Delete the run ``run_id`` and its points, series, configs, events and stages.
+    """Delete the run ``run_id`` and its points, series, configs, events, stages and params.
 
     :return: the number of rows removed per table, e.g. ``{"points": 6, "series": 2, ...,
         "runs": 1}``
@@ -54,7 +54,7 @@ def count_rows(conn: Connection, run_id: int) -> dict[str, int]:
     """How many rows :func:`delete_run` would remove from each table (points: superseded ones
     too), e.g. to ask before deleting."""
     counted = {"points": conn.execute(select(func.count()).where(_points_of(run_id))).scalar_one()}
-    for table in (series, configs, events, stages):
+    for table in (series, configs, events, stages, params):
         counted[table.name] = conn.execute(select(func.count()).select_from(table).where(table.c.run_id == run_id)).scalar_one()
     counted["runs"] = conn.execute(select(func.count()).select_from(runs).where(runs.c.id == run_id)).scalar_one()
     return counted
@@ -67,7 +67,7 @@ def _points_of(run_id: int) -> Any:
 def _delete_rows(conn: Connection, run_id: int) -> dict[str, int]:
     """Delete the rows in the order the foreign keys need: the children of a table first."""
     removed = {"points": conn.execute(delete(points).where(_points_of(run_id))).rowcount}
-    for table in (series, configs, events, stages):
+    for table in (series, configs, events, stages, params):
         removed[table.name] = conn.execute(delete(table).where(table.c.run_id == run_id)).rowcount
     removed["runs"] = conn.execute(delete(runs).where(runs.c.id == run_id)).rowcount
     return removed

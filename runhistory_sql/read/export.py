@@ -7,7 +7,8 @@ it was when the export began. The file appears only when it is complete (it is w
 temporary name, then renamed), so a failed export leaves nothing behind and no old file damaged.
 
 Columns, in every format: ``experiment``, ``run_name``, ``run_id``, ``stage``, ``metric``,
-``seq``, ``epoch``, ``value``, ``value_json`` and ``recorded_at``, as in ``v_metrics``. ``value``
+``seq``, ``epoch``, ``value``, ``value_json``, ``recorded_at`` and ``step``, as in ``v_metrics``
+(``step`` empty / null for a point without one: the Trainer's). ``value``
 is the number (NaN, infinities and -0.0 exact), empty for a value that is not a number, whose
 JSON text is in ``value_json``. ``recorded_at`` is ISO 8601 UTC text, e.g.
 ``2026-11-01T10:00:01.000Z`` (Parquet: a ``timestamp[ms, UTC]``). JSON lines are strict JSON:
@@ -36,7 +37,8 @@ from ..db.schema import SPECIAL_NAN, SPECIAL_NEG_ZERO, series
 if TYPE_CHECKING:
     from .store import RunStore
 
-COLUMNS = ("experiment", "run_name", "run_id", "stage", "metric", "seq", "epoch", "value", "value_json", "recorded_at")
+COLUMNS = ("experiment", "run_name", "run_id", "stage", "metric", "seq", "epoch", "value", "value_json", "recorded_at",
+           "step")
 #: The file formats, by extension.
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 #: Points read (and, for Parquet, buffered) at a time.
@@ -44,8 +46,8 @@ CHUNK = 65_536
 
 #: ``progress(done, total)``: called with ``(0, total)`` first, then after every chunk.
 Progress = Callable[[int, int], None]
-#: A point as read: ``(seq, epoch, value, special, value_json, recorded_at_ms)``.
-Row = tuple[int, int, Any, Any, Any, int]
+#: A point as read: ``(seq, epoch, value, special, value_json, recorded_at_ms, step)``.
+Row = tuple[int, int, Any, Any, Any, int, Any]
 
 
 
@@ -127,7 +129,7 @@ def _reason(error: OSError, part: Path, path: Path) -> str:
 def _chunks(conn: Connection, series_id: int, created_ms: int) -> Iterator[list[Row]]:
     """The effective points of a series, ``CHUNK`` at a time, as stored (``special`` undecoded)."""
     sql = (
-        f"SELECT seq, epoch, value, special, value_json, recorded_at + {int(created_ms)} "
+        f"SELECT seq, epoch, value, special, value_json, recorded_at + {int(created_ms)}, step "
         f"{effective_points(conn)} AND seq > {placeholder(conn)} ORDER BY seq LIMIT {CHUNK}"
     )
     last = -1
@@ -205,8 +207,8 @@ class _CsvWriter(_TextWriter):
         head, iso = line.getvalue(), self.iso
         self.file.writelines(
             f"{head}{seq},{epoch},{('' if value is None else value) if special is None else _SPECIAL_CSV[special]},"
-            f"{'' if text is None else _csv_quoted(text)},{iso(ms)}\n"
-            for seq, epoch, value, special, text, ms in rows
+            f"{'' if text is None else _csv_quoted(text)},{iso(ms)},{'' if step is None else step}\n"
+            for seq, epoch, value, special, text, ms, step in rows
         )
 
 
@@ -226,8 +228,9 @@ class _JsonLinesWriter(_TextWriter):
         self.file.writelines(
             f'{head}, "seq": {seq}, "epoch": {epoch}, '
             f'"value": {json_number(value) if special is None else _SPECIAL_JSON[special]}, '
-            f'"value_json": {"null" if text is None else dumps(text, ensure_ascii=False)}, "recorded_at": "{iso(ms)}"}}\n'
-            for seq, epoch, value, special, text, ms in rows
+            f'"value_json": {"null" if text is None else dumps(text, ensure_ascii=False)}, "recorded_at": "{iso(ms)}", '
+            f'"step": {"null" if step is None else step}}}\n'
+            for seq, epoch, value, special, text, ms, step in rows
         )
 
 
@@ -250,7 +253,7 @@ class _ParquetWriter(_Writer):
         self.schema = pa.schema([
             ("experiment", pa.string()), ("run_name", pa.string()), ("run_id", pa.int64()), ("stage", pa.int32()),
             ("metric", pa.string()), ("seq", pa.int64()), ("epoch", pa.int32()), ("value", pa.float64()),
-            ("value_json", pa.string()), ("recorded_at", pa.timestamp("ms", tz="UTC")),
+            ("value_json", pa.string()), ("recorded_at", pa.timestamp("ms", tz="UTC")), ("step", pa.int64()),
         ])
         self.writer = pq.ParquetWriter(path, self.schema)
         self.batches: list[Any] = []
@@ -259,8 +262,9 @@ class _ParquetWriter(_Writer):
     def write(self, s: Any, rows: list[Row]) -> None:
         pa, n, types = self.pa, len(rows), self.schema.types
         head = [pa.repeat(pa.scalar(v, t), n) for v, t in zip((s.experiment, s.run_name, s.run_id, s.idx, s.metric), types)]
-        values = [value if special is None else _SPECIAL[special] for _, _, value, special, _, _ in rows]
-        columns = ([row[0] for row in rows], [row[1] for row in rows], values, [row[4] for row in rows], [row[5] for row in rows])
+        values = [value if special is None else _SPECIAL[special] for _, _, value, special, _, _, _ in rows]
+        columns = ([row[0] for row in rows], [row[1] for row in rows], values, [row[4] for row in rows], [row[5] for row in rows],
+                   [row[6] for row in rows])
         rest = [pa.array(column, t) for column, t in zip(columns, types[5:])]
         self.batches.append(pa.RecordBatch.from_arrays(head + rest, schema=self.schema))
         self.buffered += n

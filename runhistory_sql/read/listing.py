@@ -15,7 +15,9 @@ from ..db.clock import now_ms, pid_gone, this_host
 from ..db.effective import LATEST_FIRST, last_point_join, live_series
 from ..db.schema import metrics, points, series, stages
 from ..errors import InvalidArgumentError, RunNotFoundError
+from .filters import Condition, where_sql
 from .models import MetricStat, Run, RunListing
+from .params import current_params
 from .records import utc
 from .summaries import GOALS, goal_of
 from ..db.values import decode
@@ -40,7 +42,7 @@ def parse_sort(spec: str) -> tuple[str, str]:
 
 def list_runs(
     conn: Connection, *, experiment: str | None = None, status: str | None = None, name_like: str | None = None,
-    sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (),
+    sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (), where: Sequence[Condition] = (),
 ) -> RunListing:
     """The runs as ``runhistory-sql runs`` lists them, with the last and best of their key metrics.
 
@@ -57,11 +59,12 @@ def list_runs(
     :param limit: keep this many runs, after sorting
     :param metrics: the metrics to show; default: the metrics ending in ``_epoch`` that the
         listed runs have, at most :data:`MAX_KEY_METRICS`, by name
+    :param where: conditions on params and tags (:mod:`.filters`), all of which a run meets
     :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the listed runs has
     """
     sort_metric, sort_goal = parse_sort(sort) if sort else (None, None)
-    where, params = runs_filter(experiment, status, name_like, dead=dead_runs(conn))
-    listed = read_runs(conn, f"SELECT run_id FROM v_runs{where}", params)
+    clause, params = runs_filter(experiment, status, name_like, where=where, dialect=conn.dialect.name, dead=dead_runs(conn))
+    listed = read_runs(conn, f"SELECT run_id FROM v_runs{clause}", params)
     names = {metric for row in listed for metric in row.metrics}
     chosen = list(dict.fromkeys(metrics)) or key_metrics(names)
     if sort_metric is not None and sort_metric not in chosen:
@@ -79,9 +82,14 @@ def read_runs(conn: Connection, ids: str, params: dict[str, Any]) -> list[Run]:
     """The runs whose ids ``ids`` gives (SQL for ``IN (...)``: a subquery, e.g. on ``v_runs``
     with :func:`runs_filter`, or a bound ``:run_id``), by id, with the stats of their metrics."""
     rows = conn.execute(text(f"{_RUNS_SQL} WHERE v.run_id IN ({ids}) ORDER BY v.run_id"), params).all()
-    stats, epochs = _series_stats(conn, ids, params)
+    stats, epochs, steps = _series_stats(conn, ids, params)
+    found = current_params(conn, [row.run_id for row in rows])
     now, dead = now_ms(), set(dead_runs(conn))
-    return [_run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now, row.run_id in dead) for row in rows]
+    return [
+        _run(row, stats.get(row.run_id, {}), epochs.get(row.run_id, 0), now, steps.get(row.run_id), found.get(row.run_id, {}),
+             row.run_id in dead)
+        for row in rows
+    ]
 
 
 def dead_runs(conn: Connection) -> list[int]:
@@ -128,11 +136,13 @@ _RUNS_SQL = (
 
 def runs_filter(
     experiment: str | None = None, status: str | None = None, name_like: str | None = None, *,
-    dead: Collection[int] = (),
+    where: Sequence[Condition] = (), dialect: str = "sqlite", dead: Collection[int] = (),
 ) -> tuple[str, dict[str, Any]]:
     """A ``WHERE`` clause on ``v_runs`` (``""`` for no filter) and its bound values.
 
     :param name_like: a SQL ``LIKE`` pattern on the run name
+    :param where: conditions on params and tags (:func:`.filters.where_sql`)
+    :param dialect: the database's (``conn.dialect.name``): how tags are read differs
     :param dead: the runs that read ``crashed`` whatever ``v_runs`` says (:func:`dead_runs`)
     """
     parts, params = [], {}
@@ -143,19 +153,23 @@ def runs_filter(
     if name_like is not None:
         parts.append("run_name LIKE :name_like")
         params["name_like"] = name_like
+    for i, condition in enumerate(where):
+        sql, bound = where_sql(condition, dialect, f"w{i}_", "v_runs.run_id")
+        parts.append(sql)
+        params.update(bound)
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
 def _series_stats(
     conn: Connection, ids: str, params: dict[str, Any],
-) -> tuple[dict[int, dict[str, MetricStat]], dict[int, int]]:
-    """The summaries of every live series of the runs ``ids`` gives, and each run's highest
-    epoch. The last point of a series is one primary-key lookup: the effective
-    seqs of a series are 0 .. n_points - 1."""
+) -> tuple[dict[int, dict[str, MetricStat]], dict[int, int], dict[int, int]]:
+    """The summaries of every live series of the runs ``ids`` gives, each run's highest epoch
+    and the highest step of its series' last points (runs with one). The last point of a series
+    is one primary-key lookup: the effective seqs of a series are 0 .. n_points - 1."""
     query = (
         live_series(
             series.c.run_id, metrics.c.name, stages.c.idx, series.c.n_points, series.c.min_value, series.c.max_value,
-            points.c.value, points.c.special, points.c.value_json, points.c.epoch,
+            points.c.value, points.c.special, points.c.value_json, points.c.epoch, points.c.step,
         )
         .join(points, last_point_join())
         .where(text(f"series.run_id IN ({ids})"))
@@ -163,14 +177,18 @@ def _series_stats(
     )
     stats: dict[int, dict[str, MetricStat]] = {}
     epochs: dict[int, int] = {}
-    for run_id, name, stage, count, low, high, value, special, value_json, epoch in conn.execute(query, params):
+    steps: dict[int, int] = {}
+    for run_id, name, stage, count, low, high, value, special, value_json, epoch, step in conn.execute(query, params):
         stat = MetricStat(name, stage, count, decode(value, special, value_json), low, high, goal_of(name))
         stats.setdefault(run_id, {}).setdefault(name, stat)  # the first is of the latest stage
         epochs[run_id] = max(epochs.get(run_id, 0), epoch)
-    return stats, epochs
+        if step is not None:
+            steps[run_id] = max(steps.get(run_id, step), step)
+    return stats, epochs, steps
 
 
-def _run(row: Any, stats: dict[str, MetricStat], epochs: int, now: int, dead: bool = False) -> Run:
+def _run(row: Any, stats: dict[str, MetricStat], epochs: int, now: int, last_step: int | None,
+         params: dict[str, Any], dead: bool = False) -> Run:
     status = "crashed" if dead else row.status
     end = row.ended_at if row.ended_at is not None else (now if status == "running" else row.heartbeat_at)
     created = utc(row.created_at)
@@ -181,6 +199,7 @@ def _run(row: Any, stats: dict[str, MetricStat], epochs: int, now: int, dead: bo
         status=status, created_at=created, ended_at=utc(row.ended_at), current_epoch=row.current_epoch,
         num_stages=row.num_stages, host=row.host, tags=tags, epochs=epochs, pid=row.pid,
         duration_s=max(0, (end or row.created_at) - row.created_at) / 1000, metrics=dict(sorted(stats.items())),
+        last_step=last_step, params=params,
     )
 
 

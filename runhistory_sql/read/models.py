@@ -7,6 +7,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: One effective point of a metric, as :meth:`RunStore.history` returns it: ``(seq, epoch, value,
+#: recorded_at_ms, step)``; ``step`` is ``None`` for the Trainer's points. A plain tuple, as the
+#: driver returns it: a long history is read without a Python object per point (a named tuple
+#: would make reading a million points about 2.5 times slower).
+Point = tuple[int, int, Any, int, "int | None"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One logged value of a run's hyperparameter (a ``params`` row): a change is a new one."""
+
+    key: str
+    value: Any
+    recorded_at: dt.datetime
+    #: whether it is the key's current value (its latest row)
+    current: bool
+
+
 @dataclass(frozen=True)
 class MetricStat:
     """A metric of one run, in the latest stage that has effective points of it.
@@ -65,6 +83,11 @@ class Run:
     metrics: dict[str, MetricStat] = field(default_factory=dict)
     #: the process id recorded by the run's last writer (with :attr:`host`), ``None`` if none
     pid: int | None = None
+    #: the largest step of the last points of its metrics; ``None`` when none has a step (the
+    #: Trainer's runs)
+    last_step: int | None = None
+    #: its current params, key -> value (``SQLRunHistory.log_params``), in the order first logged
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,13 @@ class RunReport:
     events: list[Event]
     #: each metric's stats with ``best_epoch``, ordered by name
     metrics: list[MetricStat]
+    #: every logged value of its params, by key in the order first logged, then in time order
+    param_history: list[Param] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The current params, key -> value."""
+        return self.run.params
 
 
 @dataclass(frozen=True)
@@ -135,3 +165,11 @@ class Comparison:
     config_differences: list[tuple[str, list[Any]]]
     #: metric -> its stats per run (``None`` where a run lacks it), in the order asked
     metrics: dict[str, list[MetricStat | None]]
+    #: ``(key, [current value per run])`` of the params whose values are not all the same (a run
+    #: without the key has ``None``), in the order first logged
+    param_differences: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+    @property
+    def params(self) -> list[dict[str, Any]]:
+        """The current params of each run, in the order of :attr:`runs`."""
+        return [run.params for run in self.runs]

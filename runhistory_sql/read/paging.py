@@ -6,8 +6,7 @@ paging are one ``SELECT`` of run ids; only the runs of the page are then read in
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, text
@@ -15,6 +14,7 @@ from sqlalchemy import Connection, text
 from ..db.clock import now_ms
 from ..db.schema import STATUSES
 from ..errors import InvalidArgumentError
+from .filters import parse_condition, where_sql
 from .listing import dead_runs, read_runs, status_sql
 from .models import Run
 from .summaries import goal_of
@@ -56,24 +56,27 @@ class RunPage:
     offset: int
     limit: int
     runs: list[Run]
-    #: run id -> its current params (key -> value)
-    params: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_page(
     conn: Connection, *, experiment: str | None = None, status: str | None = None, text_in_name: str | None = None,
     sort: str = "id", order: str = "desc", offset: int = 0, limit: int = 50, where: Sequence[str] = (),
 ) -> RunPage:
-    """Read one page of runs; see :meth:`RunStore.runs_page`."""
+    """Read one page of runs (:meth:`RunStore.runs_page`).
+
+    :param text_in_name: text the run's name holds, in any case
+    :param sort: a column of :data:`SORT_COLUMNS`, ``last.METRIC``, ``best.METRIC`` (the min or
+        the max, as :func:`~runhistory_sql.read.summaries.goal_of` says) or ``param.KEY``; runs
+        without it come last, ties by id
+    :param order: ``"asc"`` or ``"desc"``
+    :param where: conditions of :mod:`~runhistory_sql.read.filters`, all to be met
+    """
     if order not in ("asc", "desc"):
         raise InvalidArgumentError(f"order must be 'asc' or 'desc', not {order!r}.")
     if status is not None and status not in STATUSES:
         raise InvalidArgumentError(f"status must be one of {', '.join(STATUSES)}, not {status!r}.")
     if offset < 0 or not 1 <= limit <= MAX_PAGE:
         raise InvalidArgumentError(f"A page is offset >= 0 and 1 <= limit <= {MAX_PAGE}, not offset={offset}, limit={limit}.")
-    # TODO(steps): ``where`` conditions (read/filters.py), once issue 12's read side is merged
-    if where:
-        raise InvalidArgumentError("Filtering by conditions (where=) needs issue 12's read side, not in this build yet.")
     status_col = status_sql(dead_runs(conn), "v.status", "v.run_id")
     joins, conditions, params = "", [], {}
     if experiment is not None:
@@ -86,6 +89,10 @@ def read_page(
         conditions.append("LOWER(v.run_name) LIKE :name ESCAPE '!'")
         escaped = text_in_name.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
         params["name"] = f"%{escaped}%"
+    for i, condition in enumerate(parse_condition(c) for c in where):  # the grammar of runs --where
+        sql, bound = where_sql(condition, conn.dialect.name, f"w{i}_", "v.run_id")
+        conditions.append(sql)
+        params.update(bound)
     key, sort_joins, sort_params = _sort_key(sort, status_col, order)
     null = "pp.id" if sort_joins == _PARAM_JOIN else key
     ordering = ", ".join(f"{part} {order.upper()}" for part in key.split("|"))
@@ -97,8 +104,7 @@ def read_page(
         f"ORDER BY ({null}) IS NULL, {ordering}, v.run_id {direction} LIMIT {int(limit)} OFFSET {int(offset)}"
     ), {**params, **sort_params})]
     found = {run.run_id: run for run in read_runs(conn, ", ".join(map(str, ids)) or "NULL", {})}
-    current = current_params(conn, ids)
-    return RunPage(int(total), offset, limit, [found[i] for i in ids if i in found], {i: current.get(i, {}) for i in ids})
+    return RunPage(int(total), offset, limit, [found[i] for i in ids if i in found])
 
 
 def _sort_key(sort: str, status_col: str, order: str) -> tuple[str, str, dict[str, Any]]:
@@ -133,29 +139,8 @@ def read_names(conn: Connection) -> dict[str, list[str]]:
     return {key: names[key] for key in ("experiments", "metrics", "param_keys", "tag_keys")}
 
 
-def current_params(conn: Connection, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The current params of the runs (the latest row of each key), by run id, keys sorted."""
-    if not run_ids:
-        return {}
-    listed = ", ".join(str(int(i)) for i in run_ids)
-    rows = conn.execute(text(
-        f"SELECT run_id, key, value_json FROM params WHERE run_id IN ({listed}) ORDER BY run_id, key, id"
-    ))
-    found: dict[int, dict[str, Any]] = {}
-    for run_id, key, value_json in rows:
-        found.setdefault(run_id, {})[key] = json.loads(value_json)  # the last row of a key wins
-    return found
-
-
 def read_stages(conn: Connection, run_id: int) -> list[tuple[int, int]]:
     """The run's stages: ``(stage, started_at in ms)``, in order."""
     rows = conn.execute(text("SELECT idx, started_at FROM stages WHERE run_id = :r ORDER BY idx"), {"r": run_id})
     return [(int(idx), int(at)) for idx, at in rows]
 
-
-def param_changes(conn: Connection, run_id: int) -> list[tuple[str, Any, int, bool]]:
-    """Every logged change of the run's params: ``(key, value, recorded_at_ms, current)`` in the
-    order they were logged (``current``: the latest of its key)."""
-    rows = conn.execute(text("SELECT key, value_json, recorded_at FROM params WHERE run_id = :r ORDER BY id"), {"r": run_id}).all()
-    last = {key: i for i, (key, _, _) in enumerate(rows)}
-    return [(key, json.loads(value), int(at), last[key] == i) for i, (key, value, at) in enumerate(rows)]

@@ -9,6 +9,9 @@ Where things are drawn:
   between epochs, before the epoch they change (a resume at epoch 3 re-runs epoch 3).
 - ``x="seq"``: point number ``seq`` at ``x = seq``; an event of epoch ``e`` halfway between the
   last point of an earlier epoch and the next point.
+- ``x="step"``: the points that have a step (``log_metrics``, ``SQLTracker``) at ``x = step``; the
+  Trainer's points have none and are left out. An event sits half a step before the first
+  point recorded after it (none after it: not drawn).
 
 Events are those of the stage each curve comes from. Metrics whose magnitudes differ by more than
 :data:`SCALE_RATIO` (a loss and a learning rate) get one panel each, sharing the x axis; otherwise
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FORMATS = (".png", ".svg", ".pdf")
-X_AXES = ("epoch", "seq")
+X_AXES = ("epoch", "seq", "step")
 #: one colour per run, in order: matplotlib's tab10 without its grey (greys mark events)
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 #: line style and marker of the 1st, 2nd, ... metric sharing an axis
@@ -81,7 +84,7 @@ def plot_runs(
     :param runs: run names (or ids), one colour each
     :param metrics: metric names; every run must have each of them
     :param output: a file ending in ``.png``, ``.svg`` or ``.pdf``; its directory must exist
-    :param x: ``"epoch"`` or ``"seq"`` (the point number), see the module docstring
+    :param x: ``"epoch"``, ``"seq"`` (the point number) or ``"step"``, see the module docstring
     :param stage: the stage to plot; default: per metric, the latest stage of the run that has it
     :param experiment: the experiment of the runs, where a name is in several
     :param title: default: the metric names
@@ -128,23 +131,37 @@ def _load_run(
     run_id = record.run_id
     latest = {name: stat.stage for name, stat in record.metrics.items()}
     # (stage, epoch, kind) of the events to mark; the epoch is known
-    events = [(e.stage, e.epoch, e.kind) for e in store.events(run_id) if e.kind in EVENT_STYLES and e.epoch is not None]
+    events = [(e.stage, e.epoch, e.kind, int(e.recorded_at.timestamp() * 1000))
+              for e in store.events(run_id) if e.kind in EVENT_STYLES and e.epoch is not None]
     curves, marks = [], []
     for metric in metrics:
         series_stage = stage if stage is not None else latest.get(metric)
         points = store.history(run_id, metric, series_stage) if series_stage is not None else []
         if not points:
             raise PlotError(_no_metric(label, metric, stage, latest))
-        ys = [_number(value) for _, _, value, _ in points]
+        if x == "step":
+            points = [p for p in points if p[4] is not None]
+            if not points:
+                raise PlotError(f"Metric {metric!r} of run {label!r} has no points with a step (the Trainer's have "
+                                "none): draw it with --x epoch or --x seq.")
+        ys = [_number(p[2]) for p in points]
         if all(math.isnan(y) for y in ys):
             raise PlotError(f"Metric {metric!r} of run {label!r} has no finite numbers to plot.")
         seqs, epochs = [p[0] for p in points], [p[1] for p in points]
-        xs = epoch_positions(epochs) if x == "epoch" else [float(s) for s in seqs]
+        xs = epoch_positions(epochs) if x == "epoch" else [float(p[0] if x == "seq" else p[4] or 0) for p in points]
         curves.append(Curve(label, metric, colour, xs, ys))
-        for _, epoch, kind in (e for e in events if e[0] == series_stage):
-            at = epoch - 1.0 if x == "epoch" else seq_position(seqs, epochs, epoch)
-            marks.append(Mark(kind, label, metric, at))
+        for _, epoch, kind, at_ms in (e for e in events if e[0] == series_stage):
+            at = (epoch - 1.0 if x == "epoch" else seq_position(seqs, epochs, epoch) if x == "seq"
+                  else step_position(points, at_ms))
+            if at is not None:
+                marks.append(Mark(kind, label, metric, at))
     return curves, marks
+
+
+def step_position(points: Sequence[Any], at_ms: int) -> float | None:
+    """The x on the step axis of an event at ``at_ms``: half a step before the first point
+    recorded at or after it; ``None`` when no point was."""
+    return next(((p[4] or 0) - 0.5 for p in points if p[3] >= at_ms), None)
 
 
 def _no_metric(label: str, metric: str, stage: int | None, latest: dict[str, int]) -> str:
@@ -230,7 +247,7 @@ def draw(
         ax.set_ylabel(group[0] if len(group) == 1 else "value")
         ax.grid(True, color="#e6e6e6", linewidth=0.8)
         ax.set_axisbelow(True)
-    axes[-1].set_xlabel("epoch" if x == "epoch" else "seq (point number)")
+    axes[-1].set_xlabel({"epoch": "epoch", "seq": "seq (point number)", "step": "step"}[x])
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(title)
     figure.legend(handles=list(handles.values()), labels=list(handles), loc="outside right upper", frameon=False)

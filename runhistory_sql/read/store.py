@@ -14,15 +14,16 @@ from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
 from .export import ExportResult, export_points
 from .frames import import_pandas, read_frame
 from .listing import check_metrics, find_run, key_metrics, list_runs, read_runs
-from .paging import RunPage, current_params, param_changes, read_names, read_page, read_stages
+from .filters import parse_condition
+from .paging import RunPage, read_names, read_page, read_stages
 from .windows import BlockCache, HistoryWindow, read_window
-from .models import Comparison, ConfigSnapshot, Event, MetricStat, Run, RunListing, RunReport
+from .models import Comparison, ConfigSnapshot, Event, MetricStat, Param, Point, Run, RunListing, RunReport
+from .params import param_differences, param_history
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
 from .records import config_differences, latest, read_configs, read_events
 from .summaries import summarize
 from ..db.values import decode
 
-Point = tuple[int, int, Any, int]
 
 
 class RunStore:
@@ -33,7 +34,7 @@ class RunStore:
         store = RunStore("sqlite:///runs.db")
         for run in store.runs(experiment="mnist").runs:
             print(run.run_name, run.status)
-        points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms)]
+        points = store.history("baseline", "eval_loss_epoch")   # [(seq, epoch, value, recorded_at_ms, step)]
         print(store.best("eval_loss_epoch", limit=3))
         for metric in store.summary("baseline"):
             print(metric.metric, metric.best, "at epoch", metric.best_epoch)
@@ -75,7 +76,7 @@ class RunStore:
 
     def runs(
         self, experiment: str | None = None, status: str | None = None, *, name_like: str | None = None,
-        sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (),
+        sort: str | None = None, limit: int | None = None, metrics: Sequence[str] = (), where: Sequence[str] = (),
     ) -> RunListing:
         """Return the runs (by id, or as ``sort`` says) with the last and best of their key metrics.
 
@@ -90,27 +91,25 @@ class RunStore:
             id); the default goal comes from the name (:func:`~runhistory_sql.read.summaries.goal_of`)
         :param limit: keep this many runs, after sorting
         :param metrics: the metrics in :attr:`RunListing.metrics`; default: up to 3 ending in ``_epoch``
+        :param where: conditions on params and tags, all to be met, e.g. ``["lr<1e-4", "tag.team=nlp"]``
+            (:mod:`~runhistory_sql.read.filters`)
         :return: :attr:`RunListing.runs` (every :class:`Run` with all its metrics) and
             :attr:`RunListing.metrics` (the key metrics and their goals)
-        :raises InvalidArgumentError: a bad ``sort``, or a metric asked for that none of the runs has
+        :raises InvalidArgumentError: a bad ``sort`` or condition, or a metric asked for that none of the runs has
         """
+        conditions = [parse_condition(text) for text in ([where] if isinstance(where, str) else where)]
         with self._engine.connect() as conn:
             return list_runs(
                 conn, experiment=experiment, status=status, name_like=name_like, sort=sort, limit=limit, metrics=metrics,
+                where=conditions,
             )
 
     def runs_page(self, **filters: Any) -> RunPage:
-        """One page of the runs, filtered, sorted and paged in SQL (the dashboard's runs list).
+        """One page of the runs, filtered, sorted and paged in SQL (the dashboard's runs list), e.g.
+        ``store.runs_page(status="running", sort="best.eval_loss_epoch", order="asc", limit=20)``.
 
-        Example::
-
-            page = store.runs_page(status="running", sort="best.eval_loss_epoch", order="asc", limit=20)
-            print(page.total, [run.run_name for run in page.runs])
-
-        :param filters: ``experiment``, ``status``, ``text_in_name`` (case-insensitive), ``sort``
-            (a column of :data:`~runhistory_sql.read.paging.SORT_COLUMNS`, ``last.METRIC`` or
-            ``best.METRIC``; runs without it last), ``order`` (``"asc"``/``"desc"``), ``offset``, ``limit``
-        :raises InvalidArgumentError: a bad sort, order, status, offset or limit
+        :param filters: the keywords of :func:`~runhistory_sql.read.paging.read_page`
+        :raises InvalidArgumentError: a bad sort, order, status, condition, offset or limit
         """
         with self._engine.connect() as conn:
             return read_page(conn, **filters)
@@ -120,36 +119,17 @@ class RunStore:
         with self._engine.connect() as conn:
             return read_names(conn)
 
-    def current_params(self, runs: Sequence[str | int]) -> dict[int, dict[str, Any]]:
-        """The current params of each of ``runs`` (by id; ``{}`` for a run without any)."""
-        with self._engine.connect() as conn:
-            ids = [self.run_id(run, conn=conn) for run in runs]
-            found = current_params(conn, ids)
-            return {i: found.get(i, {}) for i in ids}
-
-    def param_changes(self, run: str | int, *, experiment: str | None = None) -> list[tuple[str, Any, int, bool]]:
-        """Every logged change of the run's params: ``(key, value, recorded_at_ms, current)``."""
-        with self._engine.connect() as conn:
-            return param_changes(conn, self.run_id(run, experiment, conn=conn))
-
     def stages(self, run: str | int, *, experiment: str | None = None) -> list[tuple[int, int]]:
         """The run's stages as ``(stage, started_at_ms)``, in order."""
         with self._engine.connect() as conn:
             return read_stages(conn, self.run_id(run, experiment, conn=conn))
 
     def window(self, run: str | int, metric: str, *, experiment: str | None = None, **options: Any) -> HistoryWindow:
-        """A metric's history across all stages as a chart draws it: downsampled in SQL (per
-        bucket the first, lowest, highest and last point, and the first that is not a number),
-        a range at full resolution, or only the points after a cursor.
+        """A metric's history across all stages as a chart draws it, downsampled in SQL, e.g.
+        ``store.window("baseline", "loss", buckets=500)``, then ``after=`` its ``cursor`` for
+        only the new points.
 
-        Example::
-
-            window = store.window("baseline", "train_loss", buckets=500)
-            later = store.window("baseline", "train_loss", after=window.cursor)   # only new points
-
-        :param options: ``x`` (``seq``: run-wide position; ``epoch``, ``step``, ``time``: ms
-            since the epoch), ``start``/``end`` (bounds of x), ``buckets`` (0: no downsampling),
-            ``after`` (a previous window's ``cursor``), ``superseded`` (also the rewound points)
+        :param options: the keywords of :func:`~runhistory_sql.read.windows.read_window`
         :raises RunNotFoundError: no such run
         """
         with self._engine.connect() as conn:
@@ -179,6 +159,7 @@ class RunStore:
             run_id = self.run_id(run, experiment, conn=conn)
             return RunReport(
                 self._run(conn, run_id), read_configs(conn, run_id), read_events(conn, run_id), summarize(conn, run_id, goals),
+                param_history(conn, run_id),
             )
 
     def compare(
@@ -212,7 +193,8 @@ class RunStore:
         names = {metric for per_run in stats for metric in per_run}
         chosen = list(dict.fromkeys(metrics or ())) or key_metrics(names)
         check_metrics(chosen, names, "these runs")
-        return Comparison(found, config_differences(fields), {m: [per_run.get(m) for per_run in stats] for m in chosen})
+        metric_stats = {m: [per_run.get(m) for per_run in stats] for m in chosen}
+        return Comparison(found, config_differences(fields), metric_stats, param_differences([r.params for r in found]))
 
     def _run(self, conn: Connection, run_id: int) -> Run:
         found = read_runs(conn, ":run_id", {"run_id": run_id})
@@ -232,11 +214,12 @@ class RunStore:
         return find_run(conn, name_or_id, experiment)
 
     def history(self, run: str | int, metric: str, stage: int | None = None, *, experiment: str | None = None) -> list[Point]:
-        """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms)``.
+        """Return a metric's effective points in order: ``(seq, epoch, value, recorded_at_ms,
+        step)`` (:data:`~runhistory_sql.read.models.Point`), ``step`` ``None`` for the Trainer's points.
 
-        The time stays raw, for speed (a long history is read without a Python object per point):
-        ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC; make a ``datetime`` of one
-        with :func:`~runhistory_sql.read.records.utc`. Every other read gives UTC ``datetime``.
+        Plain tuples and a raw time, for speed (a long history is read without a Python object per
+        point): ``recorded_at_ms`` is milliseconds since the Unix epoch, UTC; make a ``datetime``
+        of one with :func:`~runhistory_sql.read.records.utc`. Every other read gives UTC ``datetime``.
 
         :param stage: the stage (1 = the first ``train()``); default: the latest stage that has it
         :return: the points (none when the run has no such metric, or not in ``stage``)
@@ -253,7 +236,7 @@ class RunStore:
                 return []
             series_id, created = found[0], int(found[1])
             effective = effective_points(conn)
-            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created} {effective} ORDER BY seq", (series_id,))
+            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created}, step {effective} ORDER BY seq", (series_id,))
             # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
             odd = fetch_raw(
                 conn, f"SELECT seq, value, special, value_json {effective} AND (special IS NOT NULL OR value_json IS NOT NULL)",
@@ -261,8 +244,25 @@ class RunStore:
             )
         for seq, value, special, value_json in odd:
             point = rows[seq]
-            rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3])
+            rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3], point[4])
         return rows  # type: ignore[return-value]
+
+    def params(self, run: str | int, *, experiment: str | None = None) -> dict[str, Any]:
+        """The run's current params, key -> value (``SQLRunHistory.log_params``, ``SQLTracker``'s
+        config), in the order first logged.
+
+        :raises RunNotFoundError: no such run
+        """
+        return self.run(run, experiment).params
+
+    def param_history(self, run: str | int, *, experiment: str | None = None) -> list[Param]:
+        """Every logged value of the run's params (a changed value keeps the old one): by key,
+        then in time order, each :class:`Param` saying whether it is ``current``.
+
+        :raises RunNotFoundError: no such run
+        """
+        with self._engine.connect() as conn:
+            return param_history(conn, self.run_id(run, experiment, conn=conn))
 
     def best(
         self, metric: str, *, mode: str = "min", limit: int = 10, experiment: str | None = None,

@@ -82,7 +82,18 @@ def read_window(
     conn: Connection, run_id: int, metric: str, *, x: str = "seq", start: float | None = None, end: float | None = None,
     buckets: int = DEFAULT_BUCKETS, after: int | None = None, superseded: bool = False, cache: BlockCache | None = None,
 ) -> HistoryWindow:
-    """Read a window of a metric's history; see :meth:`RunStore.window`."""
+    """Read a window of a metric's history (:meth:`RunStore.window`).
+
+    :param x: ``seq`` (the run-wide position), ``epoch``, ``step`` (points without one left
+        out) or ``time`` (ms since the Unix epoch)
+    :param start: the lowest x (inclusive)
+    :param end: the highest x (inclusive)
+    :param buckets: at most this many buckets (0: every point); a range of at most
+        ``buckets * FULL_RESOLUTION`` points comes whole
+    :param after: a previous window's ``cursor``: only the points recorded since
+    :param superseded: also the points rewinds superseded, a series per (stage, rev)
+    :param cache: what was read of long series' blocks, kept for the next call
+    """
     if x not in X_AXES:
         raise InvalidArgumentError(f"x must be one of {', '.join(X_AXES)}, not {x!r}.")
     if buckets < 0:

@@ -56,14 +56,14 @@ def _stat(stat: MetricStat | None) -> dict[str, Any] | None:
     return {"last": jsonable(stat.last), "best": jsonable(stat.best), "n": stat.count}
 
 
-def run_row(run: Run, metrics: Sequence[str] = (), params: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_row(run: Run, metrics: Sequence[str] = ()) -> dict[str, Any]:
     """A run as the API lists it (``RunRow``), with the stats of ``metrics`` it has."""
     return {
         "id": run.run_id, "uuid": run.run_uuid, "experiment": run.experiment, "name": run.run_name,
         "status": run.status, "created_at": ms(run.created_at), "ended_at": ms(run.ended_at),
         "duration_s": run.duration_s, "num_stages": run.num_stages, "current_epoch": run.current_epoch,
         "epochs": run.epochs, "host": run.host, "pid": run.pid, "tags": jsonable(run.tags),
-        "params": jsonable(params or {}),
+        "params": jsonable(run.params),
         "metrics": {m: _stat(run.metrics.get(m)) for m in metrics if m in run.metrics},
     }
 
@@ -81,16 +81,14 @@ def runs_payload(
     names = store.names()
     return {
         "total": page.total, "offset": page.offset, "limit": page.limit, **names,
-        "runs": [run_row(run, metrics, page.params.get(run.run_id)) for run in page.runs],
+        "runs": [run_row(run, metrics) for run in page.runs],
     }
 
 
 def run_payload(store: RunStore, run_id: int) -> dict[str, Any]:
     """``GET /api/runs/{id}``: everything about one run."""
     report = store.report(run_id)
-    changes = store.param_changes(run_id)
-    params = {key: value for key, value, _, current in changes if current}
-    row = run_row(report.run, list(report.run.metrics), params)
+    row = run_row(report.run, list(report.run.metrics))
     row["stages"] = [{"stage": stage, "started_at": started} for stage, started in store.stages(run_id)]
     return {
         "run": row,
@@ -100,9 +98,10 @@ def run_payload(store: RunStore, run_id: int) -> dict[str, Any]:
              "best_epoch": s.best_epoch}
             for s in report.metrics
         ],
-        "params": jsonable(params),
+        "params": jsonable(report.run.params),
         "param_history": [
-            {"key": key, "value": jsonable(value), "recorded_at": at, "current": current} for key, value, at, current in changes
+            {"key": p.key, "value": jsonable(p.value), "recorded_at": ms(p.recorded_at), "current": p.current}
+            for p in report.param_history
         ],
         "configs": configs_list(report.configs),
         "events": events_list(report.events),
@@ -164,27 +163,15 @@ def compare_payload(store: RunStore, run_ids: Sequence[int]) -> dict[str, Any]:
     names = sorted({metric for run_id in run_ids for metric in store.run(run_id).metrics})
     comparison = store.compare(list(run_ids), metrics=names)
     ids = [run.run_id for run in comparison.runs]
-    params = store.current_params(ids)
     metrics = {
         metric: {str(i): ({"last": jsonable(s.last), "best": jsonable(s.best)} if s else None) for i, s in zip(ids, stats)}
         for metric, stats in comparison.metrics.items()
     }
     return {
-        "runs": [run_row(run, list(comparison.metrics), params[run.run_id]) for run in comparison.runs],
-        "params": _differing({i: params[i] for i in ids}),
+        "runs": [run_row(run, list(comparison.metrics)) for run in comparison.runs],
+        "params": {key: {str(i): jsonable(v) for i, v in zip(ids, values)} for key, values in comparison.param_differences},
         "configs": {name: {str(i): jsonable(v) for i, v in zip(ids, values)} for name, values in comparison.config_differences},
         "metrics": metrics,
-    }
-
-
-def _differing(per_run: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """key -> {run id: value} for the keys whose value is not the same in every run (a run
-    without the key has ``None``)."""
-    keys = sorted({key for values in per_run.values() for key in values})
-    table = {key: [values.get(key) for values in per_run.values()] for key in keys}
-    return {
-        key: {str(i): jsonable(v) for i, v in zip(per_run, values)}
-        for key, values in table.items() if any(_differs(values[0], v) for v in values[1:])
     }
 
 
