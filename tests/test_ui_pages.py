@@ -67,7 +67,7 @@ def wait_for_charts(page: Any, n: int) -> None:
 
 def expected_points(url: str, run: str, metric: str, stage: int | None = None) -> list[list[Any]]:
     with RunStore(url) as store:
-        return [[epoch, value] for _, epoch, value, _ in store.history(run, metric, stage)]
+        return [[point[1], point[2]] for point in store.history(run, metric, stage)]  # (epoch, value)
 
 
 def test_runs_page_lists_the_runs_with_their_statuses(trained_site, page):
@@ -290,8 +290,6 @@ def test_the_runs_page_shows_and_sorts_params(sweep, page):
         assert page.url.endswith("?sort=param.lr&order=asc&metrics=acc%2Closs&cols=param.lr%2Cparam.model")
 
 
-#: where= reaches the API once steps' read/filters.py is wired in (read/paging.py TODO(steps))
-@pytest.mark.xfail(strict=True, reason="the API refuses where= until read/paging.py uses read/filters.py")
 def test_the_runs_page_filters_with_where(sweep, page):
     with serving(sweep) as site:
         page.goto(site.url("/?cols=param.lr,param.model"))
