@@ -13,7 +13,7 @@ import socket
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from .common import Context, Row, limit_goal, log, median, skipped
 

@@ -72,3 +72,14 @@ def chart_points(page: Any, metric: str, rev: int = 0) -> list[list[Any]]:
         "([m, rev]) => (window.runhistoryCharts[m] ? window.runhistoryCharts[m].data.lines : [])"
         ".filter(l => l.rev === rev).map(l => l.x.map((x, i) => [x, l.y[i]]))", [metric, rev])
     return [pair for line in lines for pair in line]
+
+
+def table_rows(page: Any) -> list[tuple[str, str]]:
+    """The runs page's rows as ``(name, status)``."""
+    return [tuple(r) for r in page.eval_on_selector_all(
+        "#runs-table tbody tr", "rows => rows.map(r => [r.querySelector('.col-name').textContent, r.dataset.status])")]
+
+
+def wait_for_charts(page: Any, n: int) -> None:
+    """Wait until the page has drawn exactly ``n`` charts."""
+    page.wait_for_function("n => Object.keys(window.runhistoryCharts).length === n", arg=n)
