@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import trained_runs
 from ui_support import chart_points, serving, table_rows, wait_for_charts
 
 from runhistory_sql import RunStore, SQLRunHistory
@@ -122,8 +123,18 @@ def test_the_x_axis_switches_to_the_run_wide_seq(trained_site, page):
     page.select_option("#x-mode", "seq")
     page.wait_for_function("window.runhistoryCharts.eval_loss_epoch.xMode === 'seq'")
 
-    assert [x for x, _ in chart_points(page, "eval_loss_epoch")] == [0, 1, 2, 3, 4]
-    assert page.evaluate("window.runhistoryCharts.eval_loss_epoch.markers.map(m => [m.kind, m.x])") == [["freeze", 0], ["unfreeze", 2]]
+    seqs = [x for x, _ in chart_points(page, "eval_loss_epoch")]
+    seq_markers = page.evaluate("window.runhistoryCharts.eval_loss_epoch.markers.map(m => [m.kind, m.x])")
+    page.select_option("#x-mode", "time")
+    page.wait_for_function("window.runhistoryCharts.eval_loss_epoch.xMode === 'time'")
+    times = [x for x, _ in chart_points(page, "eval_loss_epoch")]
+    page.select_option("#x-mode", "step")
+    page.wait_for_function("Object.keys(window.runhistoryCharts).length === 0")
+
+    assert seqs == [0, 1, 2, 3, 4]
+    assert seq_markers == [["freeze", 0], ["unfreeze", 2]]
+    assert times == [trained_runs.BASE_MS + 2 * trained_runs.HOUR_MS + 1000 * k for k in range(5)]  # run 3: point k at k s
+    assert page.inner_text('.chart-card[data-metric="eval_loss_epoch"] .chart') == "No steps recorded for this metric."
 
 
 def test_smoothing_draws_a_moving_average_over_a_faint_raw_line_and_log_scale_is_a_log_axis(trained_site, trained_file, page):
