@@ -164,10 +164,10 @@ EQUIVALENT_DDL = """
 CREATE TABLE points (
     series_id INTEGER NOT NULL, rev INTEGER NOT NULL, seq INTEGER NOT NULL,
     epoch INTEGER NOT NULL, value REAL, special INTEGER, value_json TEXT,
-    recorded_at INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL, step INTEGER,
     PRIMARY KEY (series_id, rev, seq)
 ) WITHOUT ROWID"""
-EQUIVALENT_INSERT = "INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+EQUIVALENT_INSERT = "INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 # What one writes without thinking: text names on every row, rowid table.
 NAIVE_DDL = """
@@ -189,7 +189,7 @@ def raw_sqlite(path: Path) -> sqlite3.Connection:
 def point_rows(values: list[float], series_id: int = 1) -> list[tuple[Any, ...]]:
     """Rows of the equivalent table, one per value, timestamped a millisecond apart."""
     start = int(time.time() * 1000)
-    return [(series_id, 0, i, 1, v, None, None, start + i) for i, v in enumerate(values)]
+    return [(series_id, 0, i, 1, v, None, None, start + i, None) for i, v in enumerate(values)]
 
 
 def remove_db(path: Path) -> None:

@@ -27,11 +27,11 @@ DDL = """
 CREATE TABLE bench_points (
     series_id INTEGER NOT NULL, rev INTEGER NOT NULL, seq INTEGER NOT NULL,
     epoch INTEGER NOT NULL, value DOUBLE PRECISION, special SMALLINT, value_json TEXT,
-    recorded_at BIGINT NOT NULL,
+    recorded_at BIGINT NOT NULL, step BIGINT,
     PRIMARY KEY (series_id, rev, seq)
 )"""
-COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at"
-INSERT = f"INSERT INTO bench_points ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at, step"
+INSERT = f"INSERT INTO bench_points ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def conninfo(url: str) -> str:

@@ -19,8 +19,9 @@ ROWS = {
     "3a": "RunStore.history of one long metric",
     "3b": "resume: rebuild the mirror of a long run",
 }
-HISTORY_SQL = "SELECT seq, epoch, value, recorded_at FROM points WHERE series_id = ? AND rev = 0 ORDER BY seq"
-MIRROR_SQL = "SELECT epoch, value, special, value_json FROM points WHERE series_id = ? AND rev = 0 ORDER BY seq"
+# the columns RunStore.history returns, and those a mirror loads (the step of each point too, since issue 12)
+HISTORY_SQL = "SELECT seq, epoch, value, recorded_at, step FROM points WHERE series_id = ? AND rev = 0 ORDER BY seq"
+MIRROR_SQL = "SELECT epoch, value, special, value_json, step FROM points WHERE series_id = ? AND rev = 0 ORDER BY seq"
 
 
 def series_id(path: Path, run_name: str, metric: str) -> int:

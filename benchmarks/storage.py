@@ -57,7 +57,7 @@ def run(ctx: Context) -> list[Row]:
     file_bytes = os.path.getsize(lr.path)
     log(f"storage: naive table of {lr.points:,} points")
     stored = raw_fetchall(lr.path, MIRROR_SQL, series_id(lr.path, lr.run_name, METRIC))
-    values = [(epoch, value) for epoch, value, _, _ in stored]
+    values = [(epoch, value) for epoch, value, *_ in stored]
     naive_path = ctx.path("naive")
     naive_table(naive_path, values)
     naive, naive_rows, _ = table_bytes(naive_path, "naive")

@@ -1,4 +1,5 @@
-"""Goal 1: what ``update_metric`` costs the training loop, beside ``InMemoryRunHistory``.
+"""Goal 1: what ``update_metric`` costs the training loop, beside ``InMemoryRunHistory``; and
+``log_metrics`` (a plain loop's points at a step) beside ``update_metric`` of the same values.
 
 Both histories take the same float values under the same metric name, as the trainer gives
 them, interleaved block by block so machine noise hits both alike. The median comes from
@@ -21,7 +22,10 @@ from .common import EXPERIMENT, METRIC, Context, Row, limit_goal, log, loss_curv
 ROWS = {
     "1a": "update_metric: median cost per call (DB attached)",
     "1b": "update_metric: p99.9 single call, writer busy",
+    "1c": "log_metrics of 10 metrics: median cost per value",
 }
+#: metrics per log_metrics call in 1c (a plain loop logs a handful at every step)
+PER_STEP = 10
 BLOCK = 1000
 
 
@@ -67,6 +71,7 @@ def run(ctx: Context) -> list[Row]:
             _singles(theirs.update_metric, chunks[i % len(chunks)], theirs_ns)
         commits = ours.write_transactions - commits_before
         ours.flush()
+        stepped, plain = _log_metrics_blocks(ours, chunks, blocks)
     finally:
         ours.close()
     ctx.shared["update_metric_s"] = median(ours_blocks)
@@ -78,4 +83,30 @@ def run(ctx: Context) -> list[Row]:
                    shown="≤ 1 ms",
                    note=f"{len(ours_ns):,} calls, {commits} commits completed meanwhile; max {max(ours_ns) / 1e6:.2f} ms "
                         f"(in-memory max {max(theirs_ns) / 1e6:.2f} ms)"),
+        ratio_goal("1c", ROWS["1c"], median(stepped), f"update_metric of the {PER_STEP}", median(plain), "s",
+                   at_most=2, note=f"median of {len(stepped)} blocks of {BLOCK:,} values; dicts built beforehand"),
     ]
+
+
+def _log_metrics_blocks(history: SQLRunHistory, chunks: list[list[float]], blocks: int) -> tuple[list[float], list[float]]:
+    """Seconds per value of ``log_metrics`` (``PER_STEP`` metrics a call, one step each) and of
+    ``update_metric`` of the same values, block by block, interleaved."""
+    names = [f"m{i}" for i in range(PER_STEP)]
+    ns, step = time.perf_counter_ns, 0
+    stepped, plain = [], []
+    for i in range(blocks):
+        chunk = chunks[i % len(chunks)]
+        calls = [dict(zip(names, chunk[j:j + PER_STEP])) for j in range(0, len(chunk), PER_STEP)]
+        t0 = ns()
+        for values in calls:
+            history.log_metrics(values, step)
+            step += 1
+        stepped.append((ns() - t0) / 1e9 / len(chunk))
+        update = history.update_metric
+        t0 = ns()
+        for values in calls:
+            for name, value in values.items():
+                update(name, value)
+        plain.append((ns() - t0) / 1e9 / len(chunk))
+    history.flush()
+    return stepped, plain

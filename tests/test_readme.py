@@ -14,6 +14,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```sql\n(.*?)```", README.read_text(), re.DOTALL)
 #: the query that finds nothing on the example database: no run of it is running
 RUNNING = "status = 'running'"
+#: the queries of params, which the example database has none of: they run on :func:`params_url`
+PARAMS = "v_params"
 
 
 def run_sql(url: str, sql: str) -> list[tuple]:
@@ -44,7 +46,42 @@ def test_the_readme_has_the_recipes_issue_6_asks_for():
     assert any("unfreeze" in b for b in BLOCKS) and any("IS DISTINCT FROM" in b for b in BLOCKS)
 
 
-CASES = [(i, backend) for i, b in enumerate(QUERIES) for backend in ("sqlite", "postgresql") if backend_of(b) in (None, backend)]
+def test_the_readme_has_the_params_recipes_issue_12_asks_for():
+    assert [("'lr'" in b, "'bert-base'" in b) for b in QUERIES if PARAMS in b] == [(True, False), (False, True)]
+
+
+# the params recipes run on runs of their own (test_the_params_recipes_...)
+CASES = [(i, backend) for i, b in enumerate(QUERIES) for backend in ("sqlite", "postgresql")
+         if backend_of(b) in (None, backend) and PARAMS not in b]
+
+
+@pytest.fixture
+def params_url(url):
+    """Runs with params and an ``eval_loss`` (as SQLTracker records them): two learning rates, two
+    models; one run's lr was changed, so only its current value counts."""
+    from runhistory_sql import SQLRunHistory
+
+    for name, params, losses in [
+        ("bert-lr3e-5", {"lr": 3e-5, "model": "bert-base"}, [0.5, 0.4]),
+        ("bert-lr1e-4", {"lr": 1e-4, "model": "bert-base"}, [0.6, 0.45]),
+        ("gpt-lr3e-5", {"lr": 3e-5, "model": "gpt2"}, [0.3, 0.35]),
+        ("bert-retuned", {"lr": 1e-3, "model": "bert-base"}, [0.2]),
+    ]:
+        with SQLRunHistory(url, experiment="glue", run_name=name) as history:
+            history.log_params(params)
+            for step, loss in enumerate(losses):
+                history.log_metrics({"eval_loss": loss}, step=step)
+            if name == "bert-retuned":
+                history.log_params({"lr": 1e-4})  # its best loss now counts for 1e-4
+    return url
+
+
+def test_the_params_recipes_find_the_best_run_per_lr_and_the_bert_runs(params_url):
+    best, bert = (b for b in QUERIES if PARAMS in b)
+
+    assert run_sql(params_url, best) == [(3e-5, "gpt-lr3e-5", 0.3), (1e-4, "bert-retuned", 0.2)]
+    assert [row[:2] for row in run_sql(params_url, bert)] == [
+        ("bert-lr3e-5", "finished"), ("bert-lr1e-4", "finished"), ("bert-retuned", "finished")]
 
 
 @pytest.mark.parametrize(("index", "backend"), CASES, ids=[f"query{i}-{backend}" for i, backend in CASES])

@@ -12,7 +12,7 @@ import pytest
 from helpers import reader_url
 from ui_support import Served, serving
 
-from runhistory_sql import SQLRunHistory
+from runhistory_sql import RunStore, SQLRunHistory
 from runhistory_sql.ui.recipes import RECIPES
 
 SPIKE, GAP, LONG = 54_321, 77_777, 100_000
@@ -175,6 +175,25 @@ def test_history_by_step_leaves_out_the_points_without_one(api):
     assert [(s["x"], s["y"], s["seq"]) for s in history["series"]] == [([10, 20], [4.0, 3.0], [1, 2])]
 
 
+def test_history_by_time_is_ms_since_the_epoch(api, db):
+    with RunStore(db) as store:
+        times = [point[3] for point in store.history("b", "eval_loss_epoch")]
+
+    history = api.json(f"/api/runs/{ids(api)['b']}/history?metric=eval_loss_epoch&x=time")
+    zoomed = api.json(f"/api/runs/{ids(api)['b']}/history?metric=eval_loss_epoch&x=time&start={times[1]}")
+
+    assert [s["x"] for s in history["series"]] == [times] and times[0] > 1_700_000_000_000
+    assert [s["x"] for s in zoomed["series"]] == [[t for t in times if t >= times[1]]]
+
+
+def test_api_answers_are_json_that_is_not_kept(api):
+    _, headers, _ = api.get("/api/runs")
+
+    assert (headers["content-type"], headers["x-content-type-options"], headers["cache-control"]) == (
+        "application/json", "nosniff", "no-store",
+    )
+
+
 def test_history_by_epoch(api):
     history = api.json(f"/api/runs/{ids(api)['a']}/history?metric=eval_loss_epoch&x=epoch")
 
@@ -287,12 +306,12 @@ def test_a_slow_query_is_cancelled_after_the_timeout(sql_api):
 
 def test_recipes_are_the_readme_sql_blocks(api, db):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    blocks = re.findall(r"```sql\n(.*?)```", readme, re.DOTALL)
+    views = readme[readme.index("## The SQL views"):readme.index("## Performance")]
     other = "-- PostgreSQL" if db.startswith("sqlite") else "-- SQLite"
 
     recipes = api.json("/api/recipes")
 
-    assert all(sql in blocks for _, sql in RECIPES) and len(RECIPES) == 8
+    assert [sql for _, sql in RECIPES] == re.findall(r"```sql\n(.*?)```", views, re.DOTALL)
     assert [r["sql"] for r in recipes] == [sql for _, sql in RECIPES if not sql.startswith(other)]
     assert recipes[0]["title"] == "Best eval_loss_epoch of every run of an experiment"
 
@@ -315,3 +334,33 @@ def test_a_condition_that_cannot_be_read_is_a_400(api):
     body = api.json("/api/runs?where=lr", status=400)
 
     assert body["error"].startswith("Cannot read the condition 'lr': write KEY OP VALUE")
+
+
+def test_compare_shows_exactly_the_config_fields_that_differ(trained_any):
+    with RunStore(trained_any) as store:
+        expected = store.compare(["baseline", "fast"]).config_differences
+        baseline, fast = store.run_id("baseline"), store.run_id("fast")
+
+    with serving(trained_any) as api:
+        body = api.json(f"/api/compare?runs={baseline},{fast}")
+
+    assert body["configs"] == {field: {str(baseline): a, str(fast): b} for field, (a, b) in expected}
+    assert body["configs"]["train_per_device_batch_size"] == {str(baseline): 32, str(fast): 16}
+    assert [r["name"] for r in body["runs"]] == ["baseline", "fast"] and body["params"] == {}
+
+
+def test_each_config_snapshot_names_the_fields_that_changed_from_the_one_before(trained_url):
+    from runhistory_sql.read.records import config_differences
+
+    with RunStore(trained_url) as store:
+        snapshots = store.configs("finetune")
+        run_id = store.run_id("finetune")
+    expected = [[]] + [[f for f, _ in config_differences([a.fields, b.fields])] for a, b in zip(snapshots, snapshots[1:])]
+
+    with serving(trained_url) as api:
+        configs = api.json(f"/api/runs/{run_id}/configs")
+
+    assert [c["changed"] for c in configs] == expected and "num_epochs" in expected[1]
+    assert [(c["stage"], c["kind"], c["fields"]["num_epochs"]) for c in configs] == [
+        (s.stage, s.kind, s.fields["num_epochs"]) for s in snapshots
+    ]

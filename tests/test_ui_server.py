@@ -48,6 +48,21 @@ def test_after_a_cursor_only_the_new_points_come(url):
     assert (later["cursor"], later["reset"]) == (5, False)
 
 
+def test_after_a_cursor_a_new_stage_comes_as_its_own_series(url):
+    with SQLRunHistory(url, experiment="live", run_name="r") as h, serving(url) as api:
+        for value in (1.0, 2.0):
+            h.update_metric("loss", value)
+        h.flush()
+        cursor = api.json("/api/runs/1/history?metric=loss")["cursor"]
+        h.reset()
+        h.update_metric("loss", 0.5)
+        h.flush()
+        later = api.json(f"/api/runs/1/history?metric=loss&after={cursor}")
+
+    assert [(s["stage"], s["x"], s["y"], s["seq"]) for s in later["series"]] == [(2, [2], [0.5], [0])]
+    assert (later["cursor"], later["reset"]) == (3, False)
+
+
 def test_a_rewind_after_the_cursor_sends_the_whole_history_again(url):
     with SQLRunHistory(url, experiment="live", run_name="r") as h, serving(url) as api:
         for value in (1.0, 2.0, 3.0):

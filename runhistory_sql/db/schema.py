@@ -5,7 +5,9 @@ Every timestamp is stored as integer milliseconds since the Unix epoch, UTC, exc
 0004). The views render them all as UTC times. A metric point lives in ``points`` keyed by ``(series_id, rev, seq)``: ``rev = 0`` is the
 effective history, ``rev > 0`` a point superseded by the rewind numbered ``rev``. A ``series`` is
 one metric within one stage of one run; ``delete_metric`` flags its series ``deleted`` and a later
-write of the same name opens a new series, so nothing is ever physically removed.
+write of the same name opens a new series, so nothing is ever physically removed. A point's
+``step`` is that of ``log_metrics`` (NULL for ``update_metric``'s); ``params`` keeps every logged
+value of a run's hyperparameters (migration 0007).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The read side: ``RunStore``, the one door to past runs, and what it is built from (listing,
-summaries, records, frames, export, plot, read-only query, deletion).
+paged listing, history windows, summaries, records, frames, export, plot, read-only query,
+deletion).
 
-Every front end (the CLI, a notebook) calls :class:`~runhistory_sql.read.store.RunStore`'s
+Every front end (the CLI, the dashboard, a notebook) calls :class:`~runhistory_sql.read.store.RunStore`'s
 methods, which return the types of :mod:`.models`. The library functions behind them take a
 ``RunStore`` first (a URL goes through one: ``RunStore(url)``), or, inside a method, the
 method's ``Connection``.

@@ -44,6 +44,10 @@ MAX_QUERY_ROWS = 10_000
 PAGES = {"runs": "runs.html", "run": "run.html", "compare": "compare.html", "sql": "sql.html"}
 
 
+# a browser never reads the API's JSON as anything else, and never keeps it (runs change)
+_NO_SNIFF = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
 class BadRequest(Exception):
     """A parameter of the request is malformed: HTTP 400 with the message."""
 
@@ -116,7 +120,7 @@ def create_app(url: str | None, *, token: str | None = None, query_timeout: floa
 
 def _json(content: Any, status: int = 200) -> Response:
     body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, media_type="application/json", headers=_NO_SNIFF)
 
 
 def _status(error: Exception) -> int:

@@ -1,5 +1,6 @@
 """The SQL recipes of the README ("The SQL views"), for the dashboard's SQL page: one-click
-examples. ``tests/test_ui_api.py`` checks that each is, byte for byte, a SQL block of the README.
+examples. ``tests/test_ui_api.py`` checks that they are, byte for byte and in order, the SQL
+blocks of that section of the README.
 A recipe whose first line is ``-- SQLite`` or ``-- PostgreSQL`` runs on that backend only.
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ RECIPES: tuple[tuple[str, str], ...] = (
     ('The config fields that differ between two runs', "-- SQLite\nWITH latest AS (\n  SELECT r.run_name, c.* FROM v_configs c JOIN v_runs r ON r.run_id = c.run_id\n  WHERE r.experiment = 'cli' AND c.kind = 'train' AND c.captured_at =\n        (SELECT MAX(captured_at) FROM v_configs WHERE run_id = c.run_id AND kind = 'train')\n), a AS (SELECT * FROM latest WHERE run_name = 'baseline'),\n   b AS (SELECT * FROM latest WHERE run_name = 'fast')\nSELECT field, a_value AS baseline, b_value AS fast FROM (\n  SELECT 'num_epochs' AS field, a.num_epochs AS a_value, b.num_epochs AS b_value FROM a, b\n  UNION ALL SELECT 'train_per_device_batch_size', a.train_per_device_batch_size, b.train_per_device_batch_size FROM a, b\n  UNION ALL SELECT 'train_dl_kwargs', a.train_dl_kwargs, b.train_dl_kwargs FROM a, b\n  UNION ALL SELECT 'gradient_accumulation_steps', a.gradient_accumulation_steps, b.gradient_accumulation_steps FROM a, b\n  UNION ALL SELECT 'max_num_train_steps', a.max_num_train_steps, b.max_num_train_steps FROM a, b\n) AS fields WHERE a_value IS NOT b_value;\n"),
     ('The curve of one run, one row per epoch', "SELECT stage, epoch, value FROM v_metrics\nWHERE experiment = 'cli' AND run_name = 'finetune' AND metric = 'train_loss_epoch'\nORDER BY stage, seq;\n"),
     ('Runs that are still running, and since when', "SELECT run_name, created_at, current_epoch FROM v_runs WHERE status = 'running';\n"),
+    ('The best run per learning rate, by its best eval_loss', "WITH lr AS (\n  SELECT run_id, value AS lr FROM v_params WHERE key = 'lr' AND is_current\n), best AS (\n  SELECT run_id, MIN(min_value) AS best_loss FROM v_summaries WHERE metric = 'eval_loss' GROUP BY run_id\n)\nSELECT lr.lr, r.run_name, b.best_loss\nFROM lr JOIN best b ON b.run_id = lr.run_id JOIN v_runs r ON r.run_id = lr.run_id\nWHERE b.best_loss = (SELECT MIN(b2.best_loss) FROM best b2 JOIN lr l2 ON l2.run_id = b2.run_id WHERE l2.lr = lr.lr)\nORDER BY lr.lr;\n"),
+    ('The runs whose model is bert-base now', "SELECT r.run_name, r.status, r.created_at\nFROM v_params p JOIN v_runs r ON r.run_id = p.run_id\nWHERE p.key = 'model' AND p.value_text = 'bert-base' AND p.is_current\nORDER BY r.run_id;\n"),
 )
 
 
