@@ -356,3 +356,22 @@ def test_the_report_file_opens_offline_with_the_same_points(trained_file, tmp_pa
     assert compared == [1, 2]
     assert links == 0
     assert fetched == []
+
+
+def test_a_report_of_names_like_html_holds_them_as_text(db_url, tmp_path, page):
+    from runhistory_sql.ui.report import write_report
+
+    name = "</script>" + EVIL
+    with SQLRunHistory(db_url, experiment=name, run_name=name) as h:
+        h.update_metric(name, 1.0)
+        h.log_event(name, note=name)
+    report = write_report(db_url, [name], tmp_path / "evil.html")
+
+    page.goto(report.as_uri())
+    wait_for_charts(page, 1)
+
+    assert page.inner_text("#run-header .run-name") == name
+    assert page.evaluate("Object.keys(window.runhistoryCharts)") == [name]
+    assert chart_points(page, name) == [[1, 1.0]]
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    assert page.dialogs == []

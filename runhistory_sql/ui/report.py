@@ -26,16 +26,17 @@ X_MODES = ("epoch", "step", "seq", "time")
 MAX_COMPARED = 20
 
 
+#: the characters JavaScript's encodeURIComponent leaves as they are, beyond quote()'s own
+SAFE = "!*'()"
+
+
 def history_path(run_id: int, metric: str, x: str) -> str:
     """The path under which the page asks for a history (``historyPath`` in static/run.js)."""
     return f"/api/runs/{run_id}/history?metric={quote(metric, safe=SAFE)}&x={x}&superseded=1"
 
 
-#: the characters JavaScript's encodeURIComponent leaves as they are, beyond quote()'s own
-SAFE = "!*'()"
-
-
 def compare_path(run_ids: Sequence[int]) -> str:
+    """The path under which the compare page asks for its runs (static/compare.js)."""
     return "/api/compare?runs=" + quote(",".join(str(i) for i in run_ids), safe="")
 
 
