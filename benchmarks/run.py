@@ -16,12 +16,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import batches, best, ingest, memory, mlflow_cmp, postgres, read, storage, trackers, ui, write_cost
+from . import batches, best, ingest, memory, mlflow_cmp, page, postgres, read, storage, trackers, ui, write_cost
 from .common import Context, Row, Sizes, failed
 
 GROUPS = {
     "write": write_cost, "ingest": ingest, "batches": batches, "read": read, "storage": storage, "best": best,
-    "memory": memory, "postgres": postgres, "mlflow": mlflow_cmp, "trackers": trackers, "ui": ui,
+    "memory": memory, "postgres": postgres, "mlflow": mlflow_cmp, "trackers": trackers, "ui": ui, "page": page,
 }
 QUICK = Sizes(points=20_000, runs=20, calls=20_000, reps=1, mlflow_calls=20, mlflow_points=2_000)
 STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold red", "skip": "yellow", "ref": "dim"}

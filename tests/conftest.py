@@ -135,3 +135,35 @@ def run() -> Any:
 def history(url: str) -> Iterator[SQLRunHistory]:
     with SQLRunHistory(url, experiment="exp", run_name="run") as h:
         yield h
+
+
+# -- the browser tests (test_ui_pages.py, test_ui_live.py): one Chromium for the session -------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    from ui_support import launch_chromium
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab (its own context: no cookies shared) that records dialogs (``page.dialogs``);
+    a JavaScript error on it fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(5000)  # everything a test waits for comes well within this
+    tab = context.new_page()
+    tab.dialogs = []
+    tab.on("dialog", lambda d: (tab.dialogs.append(d.message), d.dismiss()))
+    tab.errors = []
+    tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+    yield tab
+    context.close()
+    assert tab.errors == []

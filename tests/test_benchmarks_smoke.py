@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-GOAL_ROWS = ("1a", "1b", "1c", "2a", "2b", "2d", "2e", "2f", "3a", "3b", "4", "5a", "5b", "6a", "6b", "7a", "7b", "7c", "7d", "7e", "9a")
+GOAL_ROWS = ("1a", "1b", "1c", "2a", "2b", "2d", "2e", "2f", "3a", "3b", "4", "5a", "5b", "6a", "6b", "7a", "7b", "7c", "7d", "7e", "8a", "8b", "9a")
 
 
 @pytest.mark.slow

@@ -140,12 +140,18 @@ def test_the_runstore_example_runs_on_the_example_database(trained_url, tmp_path
     assert len(found["df"]) == 6
 
 
-def test_the_plot_picture_of_the_readme_is_there():
+def test_the_pictures_of_the_readme_are_there():
     from PIL import Image
 
-    (path,) = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README.read_text())
-    with Image.open(README.parent / path) as picture:
-        assert (picture.format, picture.size) == ("PNG", (1000, 600))
+    paths = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README.read_text())
+    found = []
+    for path in paths:
+        with Image.open(README.parent / path) as picture:
+            found.append((path, picture.format, picture.size[0]))
+
+    assert found == [  # the plot, then the dashboard's pages (tests/readme/screenshots.py)
+        ("tests/readme/plot.png", "PNG", 1000), ("tests/readme/ui-runs.png", "PNG", 1280),
+        ("tests/readme/ui-run.png", "PNG", 1280), ("tests/readme/ui-compare.png", "PNG", 1280)]
 
 
 # -- the "Plain accelerate" section: its script runs, and `show` prints what the README shows --

@@ -1,5 +1,10 @@
 """A real dashboard server for the tests: uvicorn on a free port, in a thread of the test
-process, and plain HTTP requests to it (urllib)."""
+process, and plain HTTP requests to it (urllib); and Debian's Chromium for the browser tests.
+
+Pages expose what they draw: ``window.runhistoryCharts[metric]`` holds each chart's lines
+(``data.lines``: label, stage, rev, x, y), what it drew (``drawn``) and its event markers, so
+browser tests read the points from the page, never from a screenshot.
+"""
 from __future__ import annotations
 
 import json
@@ -14,12 +19,18 @@ import uvicorn
 from runhistory_sql.ui.app import create_app
 from runhistory_sql.ui.server import bind
 
+CHROMIUM = "/usr/bin/chromium"
+
 
 class Served:
-    """A running server: ``get`` answers ``(status, headers, body)``, ``json`` the decoded body."""
+    """A running server: ``get`` answers ``(status, headers, body)``, ``json`` the decoded body,
+    ``url`` the address of a path (for the browser)."""
 
     def __init__(self, base: str) -> None:
         self.base = base
+
+    def url(self, path: str = "/") -> str:
+        return self.base + path
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
         request = urllib.request.Request(self.base + path, headers=headers or {})
@@ -48,3 +59,27 @@ def serving(url: str, *, host: str = "127.0.0.1", connect: str = "127.0.0.1", **
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium (Playwright's own browser download is not available here)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+
+
+def chart_points(page: Any, metric: str, rev: int = 0) -> list[list[Any]]:
+    """The ``[x, y]`` pairs the page holds for ``metric``'s lines of revision ``rev``, by stage order."""
+    lines = page.evaluate(
+        "([m, rev]) => (window.runhistoryCharts[m] ? window.runhistoryCharts[m].data.lines : [])"
+        ".filter(l => l.rev === rev).map(l => l.x.map((x, i) => [x, l.y[i]]))", [metric, rev])
+    return [pair for line in lines for pair in line]
+
+
+def table_rows(page: Any) -> list[tuple[str, str]]:
+    """The runs page's rows as ``(name, status)``."""
+    return [tuple(r) for r in page.eval_on_selector_all(
+        "#runs-table tbody tr", "rows => rows.map(r => [r.querySelector('.col-name').textContent, r.dataset.status])")]
+
+
+def wait_for_charts(page: Any, n: int) -> None:
+    """Wait until the page has drawn exactly ``n`` charts."""
+    page.wait_for_function("n => Object.keys(window.runhistoryCharts).length === n", arg=n)

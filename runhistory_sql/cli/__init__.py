@@ -18,6 +18,7 @@ from .demo import demo
 from .export import export
 from .plot import plot
 from .query import query
+from .report import report
 from .runs import history, runs
 from .show import show
 from .spill import import_spill
@@ -38,6 +39,7 @@ def main() -> None:
 
 for _command in (db, demo, import_spill, query, export, delete, plot, runs, history, show, compare, ui):
     main.add_command(_command)
+main.add_command(report)
 
 
 def iter_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
