@@ -176,6 +176,7 @@ def test_can_show_a_run_as_json(run, trained_any):
     assert shown["metrics"][0] == {
         "metric": "eval_loss_epoch", "stage": 1, "count": 5, "last": 1.0275676250457764, "min": 1.0275676250457764,
         "max": 9.399500846862793, "goal": "min", "best": 1.0275676250457764, "best_epoch": 5,
+        "best_step": None,  # the Trainer's points have no step
     }
 
 
@@ -234,8 +235,8 @@ def test_can_compare_as_json(run, trained_any):
             ]
         ],
         "metrics": [{"metric": "train_loss_epoch", "goal": "min", "values": {
-            "fast": {"best": 0.08879365026950836, "best_epoch": 3, "last": 0.08879365026950836, "stage": 1, "count": 3},
-            "solo": {"best": 11.323795318603516, "best_epoch": 1, "last": 11.323795318603516, "stage": 1, "count": 1},
+            "fast": {"best": 0.08879365026950836, "best_epoch": 3, "best_step": None, "last": 0.08879365026950836, "stage": 1, "count": 3},
+            "solo": {"best": 11.323795318603516, "best_epoch": 1, "best_step": None, "last": 11.323795318603516, "stage": 1, "count": 1},
         }}],
     }
 

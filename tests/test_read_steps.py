@@ -253,3 +253,19 @@ def test_every_step_and_value_reads_back_exactly(url: str) -> None:
         got = [(value, step) for _, _, value, _, step in store.history("odd", "v")]
 
     assert same(got, [(math.nan, 2**40), (-0.0, 2**40 + 1)])
+
+
+def test_the_best_of_a_stepped_metric_is_told_by_its_step(run: Any, runs_url: str) -> None:
+    # every point of a plain loop is in epoch 1: its step is what says where the best was
+    with RunStore(runs_url) as store:
+        stepped, plain = store.report("bert-a").metrics, store.report("trainer").metrics
+    table = run("show", "bert-a", "--url", runs_url).output
+    trainer_table = run("show", "trainer", "--url", runs_url).output
+    compared = run("compare", "bert-a", "gpt", "-m", "loss", "--url", runs_url)
+    flat = run("compare", "bert-a", "gpt", "-m", "loss", "--url", runs_url, "--format", "csv").output.splitlines()
+
+    assert [(s.best, s.best_epoch, s.best_step) for s in stepped] == [(0.5, 1, 20)]
+    assert [(s.best, s.best_epoch, s.best_step) for s in plain] == [(2.0, 1, None)]
+    assert "best_step" in table and "best_step" not in trainer_table
+    assert "0.5 (step 20)" in compared.output and "0.25 (step 7)" in compared.output
+    assert flat[-4:] == ["best,loss,0.5,0.25", "best_epoch,loss,1,1", "best_step,loss,20,7", "last,loss,0.5,0.25"]

@@ -60,7 +60,8 @@ def _flat_rows(comparison: Comparison) -> list[list[Any]]:
     rows: list[list[Any]] = [["param", key, *found] for key, found in comparison.param_differences]
     rows += [["config", name, *found] for name, found in comparison.config_differences]
     for metric, per_run in comparison.metrics.items():
-        for stat in ("best", "best_epoch", "last"):
+        stepped = any(s is not None and s.best_step is not None for s in per_run)
+        for stat in ("best", "best_epoch", "best_step", "last") if stepped else ("best", "best_epoch", "last"):
             rows.append([stat, metric, *(getattr(s, stat) if s else None for s in per_run)])
     return rows
 
@@ -73,7 +74,7 @@ def _structure(comparison: Comparison, labels: list[str]) -> dict[str, Any]:
         "config_differences": [{"field": name, "values": dict(zip(labels, found))} for name, found in comparison.config_differences],
         "metrics": [
             {"metric": metric, "goal": next((s.goal for s in per_run if s), None),
-             "values": {label: None if s is None else {k: getattr(s, k) for k in ("best", "best_epoch", "last", "stage", "count")}
+             "values": {label: None if s is None else {k: getattr(s, k) for k in ("best", "best_epoch", "best_step", "last", "stage", "count")}
                         for label, s in zip(labels, per_run)}}
             for metric, per_run in comparison.metrics.items()
         ],
@@ -105,4 +106,5 @@ def _print(labels: list[str], comparison: Comparison) -> None:
 def _best(stat: MetricStat | None) -> str:
     if stat is None or stat.best is None:
         return ""
-    return f"{cell(stat.best)} (epoch {stat.best_epoch})"
+    where = f"epoch {stat.best_epoch}" if stat.best_step is None else f"step {stat.best_step}"
+    return f"{cell(stat.best)} ({where})"

@@ -15,7 +15,7 @@ from .output import cell, duration_text, heading, plain_tree, print_table
 
 #: Events the table leaves out (one per epoch: the metrics say as much); JSON has them all.
 QUIET_EVENTS = ("epoch_end",)
-SUMMARY_COLUMNS = ("metric", "stage", "count", "last", "min", "max", "goal", "best", "best_epoch")
+SUMMARY_COLUMNS = ("metric", "stage", "count", "last", "min", "max", "goal", "best", "best_epoch", "best_step")
 
 
 @click.command("show")
@@ -149,6 +149,8 @@ def _print_summary(summary: Sequence[MetricStat]) -> None:
     if not summary:
         click.echo("Metrics: none recorded.")
         return
-    rows = [list(_stat(s).values()) for s in summary]
+    # best_step only where a metric has steps (SQLTracker, log_metrics): the Trainer's have none
+    columns = SUMMARY_COLUMNS if any(s.best_step is not None for s in summary) else SUMMARY_COLUMNS[:-1]
+    rows = [[getattr(s, column) for column in columns] for s in summary]
     heading("Metrics")
-    print_table(list(SUMMARY_COLUMNS), rows)
+    print_table(list(columns), rows)

@@ -46,6 +46,9 @@ class MetricStat:
     #: the epoch of the first point with the best value; ``None`` when there is no best, and in
     #: :meth:`RunStore.runs` / :meth:`RunStore.run`, which do not read it (a lookup per metric)
     best_epoch: int | None = None
+    #: the step of that point (:meth:`SQLRunHistory.log_metrics`, ``SQLTracker``); ``None`` for a
+    #: point without a step (the Trainer's) and where ``best_epoch`` is not read
+    best_step: int | None = None
 
     @property
     def best(self) -> float | None:

@@ -1,4 +1,4 @@
-"""Per-metric summaries of a run (count, last, min, max, best and its epoch), and which way is better.
+"""Per-metric summaries of a run (count, last, min, max, best and its epoch and step), and which way is better.
 
 Counts, minima and maxima come from the per-series summaries the writer keeps (``series``);
 only the last point and the point with the best value are read from ``points``, each through the
@@ -79,8 +79,8 @@ def _summary(conn: Connection, row: Row[Any], goal: str) -> MetricStat:
     if low == 0.0 or high == 0.0:
         low, high = _signed_zeros(conn, row.id, low, high)
     best = low if goal == "min" else high
-    epoch = None if best is None else _first_epoch(conn, row.id, best)
-    return MetricStat(row.name, row.idx, row.n_points, decode(*last), low, high, goal, epoch)
+    epoch, step = (None, None) if best is None else _first_best(conn, row.id, best)
+    return MetricStat(row.name, row.idx, row.n_points, decode(*last), low, high, goal, epoch, step)
 
 
 def _signed_zeros(conn: Connection, series_id: int, low: float | None, high: float | None) -> tuple[Any, Any]:
@@ -95,12 +95,13 @@ def _signed_zeros(conn: Connection, series_id: int, low: float | None, high: flo
     return low, high
 
 
-def _first_epoch(conn: Connection, series_id: int, best: float) -> int:
-    """The epoch of the first effective point equal to ``best`` (NaN never is; a zero's sign counts)."""
-    sql = f"SELECT epoch {effective_points(conn)} AND value = {placeholder(conn)}"
+def _first_best(conn: Connection, series_id: int, best: float) -> tuple[int, int | None]:
+    """The epoch and step of the first effective point equal to ``best`` (NaN never is; a
+    zero's sign counts); the step is None for a point without one (the Trainer's)."""
+    sql = f"SELECT epoch, step {effective_points(conn)} AND value = {placeholder(conn)}"
     params: tuple[Any, ...] = (series_id, best)
     if best == 0.0:
         negative = math.copysign(1.0, best) < 0
         sql += f" AND special = {SPECIAL_NEG_ZERO}" if negative else " AND special IS NULL"
-    found = fetch_raw(conn, sql + " ORDER BY seq LIMIT 1", params)
-    return int(found[0][0])
+    (epoch, step), = fetch_raw(conn, sql + " ORDER BY seq LIMIT 1", params)
+    return int(epoch), None if step is None else int(step)

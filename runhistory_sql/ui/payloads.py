@@ -95,7 +95,7 @@ def run_payload(store: RunStore, run_id: int) -> dict[str, Any]:
         "summaries": [
             {"metric": s.metric, "stage": s.stage, "n_points": s.count, "last": jsonable(s.last),
              "best": jsonable(s.best), "min": jsonable(s.min), "max": jsonable(s.max), "goal": s.goal,
-             "best_epoch": s.best_epoch}
+             "best_epoch": s.best_epoch, "best_step": s.best_step}
             for s in report.metrics
         ],
         "params": jsonable(report.run.params),

@@ -64,9 +64,12 @@
 
   function renderSummaries(box, summaries) {
     clear(box).appendChild(el("h2", {}, "Summary"));
-    box.appendChild(R.table(["metric", "stage", "points", "last", "best", "min", "max"], summaries.map(s => el("tr", {},
+    // where the best was: its step for a plain loop's points (all in epoch 1), else its epoch
+    const at = s => s.best_step != null ? `step ${s.best_step}` : s.best_epoch != null ? `epoch ${s.best_epoch}` : "";
+    box.appendChild(R.table(["metric", "stage", "points", "last", "best", "best at", "min", "max"], summaries.map(s => el("tr", {},
       el("td", {}, s.metric), el("td", {class: "num"}, String(s.stage)), el("td", {class: "num"}, String(s.n_points)),
-      ...[s.last, s.best, s.min, s.max].map(v => el("td", {class: "num"}, fmtNumber(v)))))));
+      el("td", {class: "num"}, fmtNumber(s.last)), el("td", {class: "num"}, fmtNumber(s.best)), el("td", {}, at(s)),
+      ...[s.min, s.max].map(v => el("td", {class: "num"}, fmtNumber(v)))))));
   }
 
   function seriesKey(s) { return s.stage + ":" + s.rev; }
