@@ -269,3 +269,18 @@ def test_the_best_of_a_stepped_metric_is_told_by_its_step(run: Any, runs_url: st
     assert "best_step" in table and "best_step" not in trainer_table
     assert "0.5 (step 20)" in compared.output and "0.25 (step 7)" in compared.output
     assert flat[-4:] == ["best,loss,0.5,0.25", "best_epoch,loss,1,1", "best_step,loss,20,7", "last,loss,0.5,0.25"]
+
+
+def test_a_page_of_runs_sorts_by_a_tag_numbers_then_text_runs_without_it_last(runs_url: str) -> None:
+    with RunStore(runs_url) as store:
+        def page(sort: str, order: str) -> list[str]:
+            return [r.run_name for r in store.runs_page(sort=sort, order=order).runs]
+
+        by_gpus, by_team = page("tag.gpus", "asc"), page("tag.team", "asc")
+        gpus_desc, team_desc = page("tag.gpus", "desc"), page("tag.team", "desc")
+        with pytest.raises(InvalidArgumentError, match=r"param\.KEY or tag\.KEY, not 'tags'"):
+            page("tags", "asc")
+
+    # ties (runs without the tag; gpt and bert-a, both nlp) by id in the order asked
+    assert (by_gpus, gpus_desc) == (["bert-a", "bert-b", "gpt", "trainer"], ["bert-b", "bert-a", "trainer", "gpt"])
+    assert (by_team, team_desc) == (["bert-a", "gpt", "bert-b", "trainer"], ["bert-b", "gpt", "bert-a", "trainer"])

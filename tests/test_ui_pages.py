@@ -244,8 +244,8 @@ def test_compare_shows_exactly_the_config_fields_that_differ(trained_site, train
 @pytest.fixture
 def sweep(db_url: str) -> str:
     """Three runs of a sweep over lr and model, with a loss and a step-level metric."""
-    for name, lr, model, loss in (("a", 0.1, "small", 3.0), ("b", 0.01, "small", 2.0), ("c", 0.001, "big", 1.0)):
-        with SQLRunHistory(db_url, experiment="sweep", run_name=name) as h:
+    for name, lr, model, loss, gpus in (("a", 0.1, "small", 3.0, 8), ("b", 0.01, "small", 2.0, 1), ("c", 0.001, "big", 1.0, 4)):
+        with SQLRunHistory(db_url, experiment="sweep", run_name=name, tags={"gpus": gpus}) as h:
             h.log_params({"lr": lr, "model": model, "seed": 0})
             h.update_metric("loss", loss)
             h.log_metrics({"acc": 1 / loss}, step=10)
@@ -263,6 +263,17 @@ def test_the_runs_page_shows_and_sorts_params(sweep, page):
         assert [name for name, _ in table_rows(page)] == ["c", "b", "a"]
         assert cells == [["0.001", "big"], ["0.01", "small"], ["0.1", "small"]]
         assert page.url.endswith("?sort=param.lr&order=asc&metrics=acc%2Closs&cols=param.lr%2Cparam.model")
+
+
+def test_the_runs_page_sorts_by_a_tag_column(sweep, page):
+    with serving(sweep) as site:
+        page.goto(site.url("/?cols=tag.gpus"))
+        page.wait_for_selector("#runs-table tbody tr")
+        page.click('th[data-sort="tag.gpus"] button')
+        page.wait_for_function("document.querySelector('#runs-table tbody tr .col-name').textContent === 'b'")
+        gpus = page.eval_on_selector_all("#runs-table tbody tr", "rows => rows.map(r => r.cells[r.cells.length - 1].textContent)")
+
+        assert ([name for name, _ in table_rows(page)], gpus) == (["b", "c", "a"], ["1", "4", "8"])
 
 
 def test_the_runs_page_filters_with_where(sweep, page):

@@ -92,23 +92,30 @@ def where_sql(condition: Condition, dialect: str, prefix: str, run_id: str) -> t
             f"AND {column} {condition.op} {value})"
         )
         return sql, bound
-    tag_value = _tag_number if numeric else _tag_text
-    bound[f"{prefix}key"] = f'$."{condition.key}"' if dialect == "sqlite" else condition.key
+    tag_value = tag_number if numeric else tag_text
+    bound[f"{prefix}key"] = tag_key(dialect, condition.key)
     return f"EXISTS (SELECT 1 FROM runs t WHERE t.id = {run_id} AND {tag_value(dialect, key)} {condition.op} {value})", bound
 
 
-def _tag_number(dialect: str, key: str) -> str:
+def tag_key(dialect: str, key: str) -> str:
+    """The bound value that names the tag ``key`` in :func:`tag_number` / :func:`tag_text`."""
+    return f'$."{key}"' if dialect == "sqlite" else key
+
+
+def tag_number(dialect: str, key: str, runs: str = "t") -> str:
+    """SQL: the tag named by the bound ``key`` of the ``runs`` row, where it is a number, else NULL."""
     if dialect == "sqlite":
-        return f"(CASE WHEN json_type(t.tags, {key}) IN ('integer', 'real') THEN json_extract(t.tags, {key}) END)"
-    tag = f"(CAST(t.tags AS jsonb) -> CAST({key} AS TEXT))"
+        return f"(CASE WHEN json_type({runs}.tags, {key}) IN ('integer', 'real') THEN json_extract({runs}.tags, {key}) END)"
+    tag = f"(CAST({runs}.tags AS jsonb) -> CAST({key} AS TEXT))"
     return f"(CASE WHEN jsonb_typeof({tag}) = 'number' THEN CAST({tag} #>> '{{}}' AS DOUBLE PRECISION) END)"
 
 
-def _tag_text(dialect: str, key: str) -> str:
+def tag_text(dialect: str, key: str, runs: str = "t") -> str:
+    """SQL: the tag named by the bound ``key`` where it is a string or a boolean, else NULL."""
     if dialect == "sqlite":
         return (
-            f"(CASE json_type(t.tags, {key}) WHEN 'text' THEN json_extract(t.tags, {key}) "
+            f"(CASE json_type({runs}.tags, {key}) WHEN 'text' THEN json_extract({runs}.tags, {key}) "
             f"WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END)"
         )
-    tag = f"(CAST(t.tags AS jsonb) -> CAST({key} AS TEXT))"
+    tag = f"(CAST({runs}.tags AS jsonb) -> CAST({key} AS TEXT))"
     return f"(CASE WHEN jsonb_typeof({tag}) IN ('string', 'boolean') THEN {tag} #>> '{{}}' END)"

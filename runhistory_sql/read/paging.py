@@ -1,6 +1,6 @@
 """One page of the runs, filtered and sorted in SQL: what the dashboard's runs list shows.
 
-Filtering, sorting (by a run's column, by the last or best value of a metric, by a param) and
+Filtering, sorting (by a run's column, by the last or best value of a metric, by a param or a tag) and
 paging are one ``SELECT`` of run ids; only the runs of the page are then read in full
 (:func:`~runhistory_sql.read.listing.read_runs`), so a page costs the same at 10,000 runs as at 10.
 """
@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from ..db.clock import now_ms
 from ..db.schema import STATUSES
 from ..errors import InvalidArgumentError
-from .filters import parse_condition, where_sql
+from .filters import parse_condition, tag_key, tag_number, tag_text, where_sql
 from .listing import dead_runs, read_runs, status_sql
 from .models import Run
 from .summaries import goal_of
@@ -66,7 +66,7 @@ def read_page(
 
     :param text_in_name: text the run's name holds, in any case
     :param sort: a column of :data:`SORT_COLUMNS`, ``last.METRIC``, ``best.METRIC`` (the min or
-        the max, as :func:`~runhistory_sql.read.summaries.goal_of` says) or ``param.KEY``; runs
+        the max, as :func:`~runhistory_sql.read.summaries.goal_of` says), ``param.KEY`` or ``tag.KEY``; runs
         without it come last, ties by id
     :param order: ``"asc"`` or ``"desc"``
     :param where: conditions of :mod:`~runhistory_sql.read.filters`, all to be met
@@ -93,8 +93,7 @@ def read_page(
         sql, bound = where_sql(condition, conn.dialect.name, f"w{i}_", "v.run_id")
         conditions.append(sql)
         params.update(bound)
-    key, sort_joins, sort_params = _sort_key(sort, status_col, order)
-    null = "pp.id" if sort_joins == _PARAM_JOIN else key
+    key, null, sort_joins, sort_params = _sort_key(sort, status_col, conn.dialect.name)
     ordering = ", ".join(f"{part} {order.upper()}" for part in key.split("|"))
     filters = (" WHERE " + " AND ".join(conditions)) if conditions else ""
     total = conn.execute(text(f"SELECT COUNT(*) FROM v_runs v JOIN runs r ON r.id = v.run_id{joins}{filters}"), params).scalar_one()
@@ -107,19 +106,23 @@ def read_page(
     return RunPage(int(total), offset, limit, [found[i] for i in ids if i in found])
 
 
-def _sort_key(sort: str, status_col: str, order: str) -> tuple[str, str, dict[str, Any]]:
-    """The SQL to order by for ``sort`` (expressions separated by ``|``), the joins it needs and
-    their bound values."""
+def _sort_key(sort: str, status_col: str, dialect: str) -> tuple[str, str, str, dict[str, Any]]:
+    """The SQL to order by for ``sort`` (expressions separated by ``|``), the SQL that is NULL
+    for the runs without it (they come last), the joins it needs and their bound values."""
     if sort in SORT_COLUMNS:
-        return SORT_COLUMNS[sort].format(status=status_col, now=now_ms()), "", {}
-    kind, dot, metric = sort.partition(".")
-    if dot and metric and kind == "param":  # numbers by value, then text; runs without it last
-        return "COALESCE(pp.value, 0)|pp.value_text", _PARAM_JOIN, {"sort_param": metric}
-    if dot and metric and kind in ("last", "best"):
-        column = "mp.value" if kind == "last" else ("ms.min_value" if goal_of(metric) == "min" else "ms.max_value")
-        return column, _METRIC_JOINS, {"sort_metric": metric, "no": False}
+        column = SORT_COLUMNS[sort].format(status=status_col, now=now_ms())
+        return column, column, "", {}
+    kind, dot, name = sort.partition(".")
+    if dot and name and kind == "param":  # numbers by value, then text; runs without it last
+        return "COALESCE(pp.value, 0)|pp.value_text", "pp.id", _PARAM_JOIN, {"sort_param": name}
+    if dot and name and kind == "tag":  # the same for a tag: numbers, then strings and booleans
+        number, word = tag_number(dialect, ":sort_tag", "r"), tag_text(dialect, ":sort_tag", "r")
+        return f"COALESCE({number}, 0)|{word}", f"CASE WHEN {number} IS NULL THEN {word} ELSE 'n' END", "", {"sort_tag": tag_key(dialect, name)}
+    if dot and name and kind in ("last", "best"):
+        column = "mp.value" if kind == "last" else ("ms.min_value" if goal_of(name) == "min" else "ms.max_value")
+        return column, column, _METRIC_JOINS, {"sort_metric": name, "no": False}
     choices = ", ".join(SORT_COLUMNS)
-    raise InvalidArgumentError(f"Sort by one of {choices}, last.METRIC, best.METRIC or param.KEY, not {sort!r}.")
+    raise InvalidArgumentError(f"Sort by one of {choices}, last.METRIC, best.METRIC, param.KEY or tag.KEY, not {sort!r}.")
 
 
 def read_names(conn: Connection) -> dict[str, list[str]]:

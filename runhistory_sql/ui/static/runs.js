@@ -120,7 +120,7 @@
       }
       for (const c of this.state.cols) {
         const [kind, ...rest] = c.split("."), key = rest.join(".");
-        cols.push({key: c, label: c, sort: kind === "param" ? c : null,
+        cols.push({key: c, label: c, sort: c,  // param.KEY and tag.KEY sort in SQL alike
           cell: r => fmtValue(kind === "param" ? (r.params || {})[key] : (r.tags || {})[key])});
       }
       return cols;
