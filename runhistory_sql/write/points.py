@@ -162,7 +162,7 @@ def _fold_blocks(blocks: dict[tuple[int, int], list[Any]], token: int, seqs: lis
             row = [b - a, low, seqs[a + part.index(low)], high, seqs[a + part.index(high)], None]
         else:
             present = [i for i in range(a, b) if stored[i] is not None]
-            gap = next(seqs[i] for i in range(a, b) if stored[i] is None)
+            gap = next((seqs[i] for i in range(a, b) if stored[i] is None), None)
             if present:
                 i, j = min(present, key=stored.__getitem__), max(present, key=stored.__getitem__)
                 row = [b - a, stored[i], seqs[i], stored[j], seqs[j], gap]
