@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from helpers import query, write_lock
+from alembic import command
+
+from helpers import dump, query, same, tables, write_lock
 from runhistory_sql import RunStore, SQLRunHistory
-from runhistory_sql.db import blocks
+from runhistory_sql.db import blocks, migrate
 from runhistory_sql.db.engine import make_engine
 from runhistory_sql.db.schema import BLOCK
 from runhistory_sql.read.deletion import delete_run
@@ -156,3 +158,47 @@ def test_a_spill_import_folds_into_the_committed_blocks(url: str, tmp_path: Path
     finally:
         engine.dispose()
     assert _check(url) == [(1, 0, 0, BLOCK, 0.0, 0, 299.0, 299, None), (1, 0, 1, 100 - (BLOCK - 1000), -1.0, 1050, 2.0, 1024, 1060)]
+
+
+def _windows(url: str) -> list[Any]:
+    with RunStore(url) as store:
+        return [store.window("old", metric, buckets=buckets, superseded=True)
+                for metric in ("loss", "acc") for buckets in (0, 3, 600)]
+
+
+def test_a_0007_database_gets_its_blocks_and_reads_the_same(url: str) -> None:
+    with SQLRunHistory(url, experiment="e", run_name="old") as h:
+        for i in range(2600):
+            h.update_metric("loss", _mixed(i))
+            if i == 1800:
+                h._increment_epoch()
+        h.update_metric("gone", 1.0)
+        h.delete_metric("gone")
+        h._set_epoch(2)  # supersedes the 799 points of epoch 2 (seqs 1801 .. 2599) and gone's
+        for i in range(1200):
+            h.update_metric("loss", float(i % 500))
+        h.reset()
+        h.update_metric("acc", {"f1": 0.5})
+        h.update_metric("acc", 0.75)
+    at_head, windows = _check(url), _windows(url)
+    engine = make_engine(url)
+    try:
+        with migrate.migration_lock(engine) as conn:
+            command.downgrade(migrate._config(conn), "0007")
+        assert "point_blocks" not in tables(url) and migrate.current_revision(engine) == "0007"
+        rows = dump(url, ignore={"runs": ("heartbeat_at", "last_batch")})
+
+        assert migrate.upgrade(engine) == ("0007", "0008")
+
+        upgraded = dump(url, ignore={"runs": ("heartbeat_at", "last_batch")})
+        assert (upgraded.pop("alembic_version"), rows.pop("alembic_version")) == ([("0008",)], [("0007",)])
+        upgraded.pop("point_blocks")
+        assert same(upgraded, rows)
+        assert migrate.check(engine) == []
+    finally:
+        engine.dispose()
+    assert _check(url) == at_head
+    assert [row[:4] for row in at_head] == [(1, 0, 0, BLOCK), (1, 0, 1, BLOCK), (1, 0, 2, 3001 - 2 * BLOCK),
+                                            (1, 1, 1, 2 * BLOCK - 1801), (1, 1, 2, 2600 - 2 * BLOCK), (2, 1, 0, 1),
+                                            (3, 0, 0, 2)]
+    assert same(_windows(url), windows)
