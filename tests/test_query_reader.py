@@ -114,7 +114,7 @@ def test_create_reader_is_for_postgres_only(run, db_path, db_url):
 def test_create_reader_is_a_library_function(admin_url):
     made = create_reader(admin_url, READER)
 
-    assert (made.role, made.url, made.tables) == (READER, admin_url.replace("postgres@", f"{READER}@"), 17)
+    assert (made.role, made.url, made.tables) == (READER, admin_url.replace("postgres@", f"{READER}@"), 18)
 
 
 # What a superuser's query did before (issue 10): each is refused for the superuser, and fails
