@@ -5,9 +5,10 @@
   encoding), warm median; beside it, for scale, ``RunStore.runs()`` of every run (what
   ``runhistory-sql runs`` reads);
 - the 1,000,000-point history downsampled (``GET /api/runs/{id}/history``, its default buckets):
-  cold (a new ``RunStore``, so nothing of the series is known yet) beside ``RunStore.history``
-  of the same metric (also a new store), alternated, best of ``reps``; then a reload (the same
-  store: the blocks it read are kept); and the payload's size.
+  cold (a new ``RunStore``) beside ``RunStore.history`` of the same metric (also a new store),
+  alternated, best of ``reps``: the window reads the block summaries the writer stored
+  (``point_blocks``, migration 0008), not the million points; then a reload (the same store,
+  warm caches of the database); and the payload's size.
 
 The 10,000 runs: 100 recorded through the public API (``SQLRunHistory``, 2 metrics x 10 epochs,
 tags), then copied 99 times in SQL with new ids, uuids and names: the same rows the writer
@@ -30,7 +31,7 @@ ROWS = {
     "7a": "runs list JSON: a page of 50 of 10 x R runs",
     "7b": "history JSON, 1,000,000 points downsampled (cold)",
     "7c": "  the same: time (cold)",
-    "7d": "  the same: a reload (blocks kept)",
+    "7d": "  the same: a reload (same store)",
     "7e": "  the same: payload",
 }
 RECORDED = 100  # the runs recorded through the API; the rest are copies of them

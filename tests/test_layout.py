@@ -92,4 +92,4 @@ def test_a_plain_checkout_on_the_path_can_create_and_upgrade_a_database(tmp_path
     )
 
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout.strip().endswith("'0007')")
+    assert done.stdout.strip().endswith("'0008')")

@@ -74,8 +74,8 @@ def test_can_create_a_reader_that_only_reads(run, admin_url, pg_server):
     reader = admin_url.replace("postgres@", f"{role}@")
     selected = run("query", "--url", reader, "--format", "csv", "SELECT run_name, metric, value FROM v_metrics")
 
-    assert made.output.endswith(f"Created role {role} read-only access (17 tables and views). Use: runhistory-sql query --url {reader} \"SQL\"\n")
-    assert again.output == f"Granted existing role {role} read-only access (17 tables and views). Use: runhistory-sql query --url {reader} \"SQL\"\n"
+    assert made.output.endswith(f"Created role {role} read-only access (18 tables and views). Use: runhistory-sql query --url {reader} \"SQL\"\n")
+    assert again.output == f"Granted existing role {role} read-only access (18 tables and views). Use: runhistory-sql query --url {reader} \"SQL\"\n"
     assert selected.output == "run_name,metric,value\none,loss,1.0\n"
     with psycopg.connect(_dsn(admin_url)) as conn:
         attributes = conn.execute(
@@ -114,7 +114,7 @@ def test_create_reader_is_for_postgres_only(run, db_path, db_url):
 def test_create_reader_is_a_library_function(admin_url):
     made = create_reader(admin_url, READER)
 
-    assert (made.role, made.url, made.tables) == (READER, admin_url.replace("postgres@", f"{READER}@"), 17)
+    assert (made.role, made.url, made.tables) == (READER, admin_url.replace("postgres@", f"{READER}@"), 18)
 
 
 # What a superuser's query did before (issue 10): each is refused for the superuser, and fails

@@ -36,8 +36,8 @@ from runhistory_sql.db.engine import make_engine, mask
 from helpers import columns, dump, is_postgres, query, same, tables, views
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HEAD = "0007"
-HEAD_PREVIOUS = "0006"
+HEAD = "0008"
+HEAD_PREVIOUS = "0007"
 
 #: A literal copy of the column lists promised in DESIGN.md ("SQL contract"). Deliberately not
 #: derived from schema.VIEW_COLUMNS, so that changing that constant alone fails a test too.
@@ -202,6 +202,12 @@ def test_upgrade_from_0001_to_head_keeps_the_data(any_engine: Engine, url: str) 
     [(one, identity, _)] = after.pop("store_info")
     assert one == 1 and str(uuid.UUID(identity)) == identity
     assert after.pop("params") == []  # 0007: no run had params before
+    # 0008 summarises the existing points per block: count, lowest and highest with their seqs,
+    # the first NULL value's seq (the NaN of loss, the JSON value of acc)
+    assert after.pop("point_blocks") == [
+        (1, 0, 0, 3, 0.25, 1, 0.5, 0, 2), (1, 1, 0, 2, 98.0, 2, 99.0, 1, None),
+        (2, 0, 0, 1, 0.9, 0, 0.9, 0, None), (3, 0, 0, 1, None, None, None, None, 0),
+    ]
     assert before.pop("alembic_version") == [("0001",)]
     assert after == before
     # SQLite has no NaN: the NaN point (special = 1) reads as NULL there, as NaN on PostgreSQL
@@ -494,8 +500,8 @@ def test_alembic_downgrade_one_step_with_data_and_back_keeps_it(url: str) -> Non
     downgraded = (_at_head(url), query(url, "SELECT * FROM v_metrics ORDER BY metric, seq"))
     _alembic("-x", f"url={url}", "upgrade", "head")
 
-    # 0006's v_metrics has no step column (the last of 0007's)
-    assert downgraded == (HEAD_PREVIOUS, [row[:-1] for row in before])
+    # 0008 changes no view: 0007's v_metrics reads the same
+    assert downgraded == (HEAD_PREVIOUS, before)
     assert query(url, "SELECT * FROM v_metrics ORDER BY metric, seq") == before
     eng = make_engine(url)
     try:

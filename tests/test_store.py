@@ -542,9 +542,11 @@ def test_a_read_only_store_refuses_to_delete_and_says_how(trained_url):
 
 
 def without_run(tables: dict[str, list[tuple[Any, ...]]], run_id: int, series_ids: set[int]) -> dict[str, list[tuple[Any, ...]]]:
-    """``tables`` (a ``dump``) less the rows of one run: column 0 of runs and points, 1 elsewhere."""
+    """``tables`` (a ``dump``) less the rows of one run: column 0 of runs, points and point_blocks,
+    1 elsewhere."""
     keep = {
         "runs": lambda row: row[0] != run_id, "points": lambda row: row[0] not in series_ids,
+        "point_blocks": lambda row: row[0] not in series_ids,
         **{t: (lambda row: row[1] != run_id) for t in ("stages", "series", "configs", "events")},
     }
     return {t: [row for row in rows if keep.get(t, lambda _: True)(row)] for t, rows in tables.items()}

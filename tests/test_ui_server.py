@@ -246,6 +246,6 @@ def test_ui_on_an_older_schema_says_how_to_upgrade(db_url):
 
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: Database {db_url} is at revision 0006 but this version of runhistory-sql needs 0007. "
+        f"Error: Database {db_url} is at revision 0006 but this version of runhistory-sql needs 0008. "
         f"Back it up, then run: runhistory-sql db upgrade {db_url}\n"
     )

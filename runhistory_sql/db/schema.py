@@ -7,7 +7,8 @@ effective history, ``rev > 0`` a point superseded by the rewind numbered ``rev``
 one metric within one stage of one run; ``delete_metric`` flags its series ``deleted`` and a later
 write of the same name opens a new series, so nothing is ever physically removed. A point's
 ``step`` is that of ``log_metrics`` (NULL for ``update_metric``'s); ``params`` keeps every logged
-value of a run's hyperparameters (migration 0007).
+value of a run's hyperparameters (migration 0007); ``point_blocks`` summarises the points per
+block of 1,024 seqs for charts (migration 0008).
 """
 from __future__ import annotations
 
@@ -129,6 +130,29 @@ points = Table(
     # the step of log_metrics (migration 0007); NULL for the Trainer's points (update_metric),
     # which have none: their x axis is the epoch
     Column("step", BigInteger),
+    sqlite_with_rowid=False,
+)
+
+#: The points of a block of :data:`point_blocks`: block ``b`` of a (series, rev) holds seqs
+#: ``b * BLOCK .. (b + 1) * BLOCK - 1``.
+BLOCK = 1024
+
+point_blocks = Table(
+    "point_blocks",
+    metadata,
+    # per aligned block of BLOCK seqs of a (series, rev), what a chart's downsampling needs
+    # (migration 0008): the count, the lowest and highest numeric value with the smallest seq
+    # that has it, and the first seq whose value is not a number (NaN or not numeric); kept by
+    # the writer in the points' transaction, derived from ``points`` alone
+    Column("series_id", Integer, ForeignKey("series.id"), primary_key=True),
+    Column("rev", Integer, primary_key=True),
+    Column("block", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("min_value", Float),
+    Column("min_seq", Integer),
+    Column("max_value", Float),
+    Column("max_seq", Integer),
+    Column("gap_seq", Integer),
     sqlite_with_rowid=False,
 )
 

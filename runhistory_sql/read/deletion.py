@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from ..db.engine import writer_engine
-from ..db.schema import configs, events, params, points, runs, series, stages
+from ..db.schema import configs, events, params, point_blocks, points, runs, series, stages
 from ..errors import RunInUseError, RunNotFoundError
 # the one place the read side asks the write side: who holds a run (a live run is never deleted)
 from ..write import lifecycle
@@ -60,13 +60,19 @@ def count_rows(conn: Connection, run_id: int) -> dict[str, int]:
     return counted
 
 
+def _series_of(run_id: int) -> Any:
+    return select(series.c.id).where(series.c.run_id == run_id)
+
+
 def _points_of(run_id: int) -> Any:
-    return points.c.series_id.in_(select(series.c.id).where(series.c.run_id == run_id))
+    return points.c.series_id.in_(_series_of(run_id))
 
 
 def _delete_rows(conn: Connection, run_id: int) -> dict[str, int]:
     """Delete the rows in the order the foreign keys need: the children of a table first."""
     removed = {"points": conn.execute(delete(points).where(_points_of(run_id))).rowcount}
+    # the block summaries are derived from the points (not counted: they were never recorded)
+    conn.execute(delete(point_blocks).where(point_blocks.c.series_id.in_(_series_of(run_id))))
     for table in (series, configs, events, stages, params):
         removed[table.name] = conn.execute(delete(table).where(table.c.run_id == run_id)).rowcount
     removed["runs"] = conn.execute(delete(runs).where(runs.c.id == run_id)).rowcount

@@ -16,7 +16,7 @@ from .frames import import_pandas, read_frame
 from .listing import check_metrics, find_run, key_metrics, list_runs, read_runs
 from .filters import parse_condition
 from .paging import RunPage, read_names, read_page, read_stages
-from .windows import BlockCache, HistoryWindow, read_window
+from .windows import HistoryWindow, read_window
 from .models import Comparison, ConfigSnapshot, Event, MetricStat, Param, Point, Run, RunListing, RunReport
 from .params import param_differences, param_history
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
@@ -52,7 +52,6 @@ class RunStore:
         self.url = resolve_url(url)  #: the URL as given (a read-only engine's is rewritten)
         self._shown = mask(self.url)
         self.read_only = read_only
-        self._blocks = BlockCache()  # what window() read of long histories, for the next call
         report_unreachable(self._engine, self._shown)
 
     @property
@@ -133,7 +132,7 @@ class RunStore:
         :raises RunNotFoundError: no such run
         """
         with self._engine.connect() as conn:
-            return read_window(conn, self.run_id(run, experiment, conn=conn), metric, cache=self._blocks, **options)
+            return read_window(conn, self.run_id(run, experiment, conn=conn), metric, **options)
 
     def run(self, name_or_id: str | int, experiment: str | None = None) -> Run:
         """Return one run by name (unique within an experiment) or id.

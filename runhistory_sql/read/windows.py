@@ -5,21 +5,22 @@ Downsampling keeps, per bucket of consecutive points, the first, the lowest, the
 last point, and the first point that is not a number (NaN, or a value that is not numeric) so that
 a spike or a gap is never hidden. The buckets are ranges of ``seq``: the effective seqs of a
 series are ``0 .. n - 1`` (and a rewind's superseded ones a range too), so a bucket's first and
-last point are primary-key lookups and its min and max one scan of its range. Only the chosen
-points (at most 5 per bucket) leave the database.
+last point are primary-key lookups. For a long series the lowest and highest of each aligned
+block of 1,024 points come from ``point_blocks`` (the writer keeps them: a cold window reads
+about a thousand summary rows, not a million points); shorter buckets, and a range's partial
+blocks at its edges, are one scan of their range. Only the chosen points (at most 5 per bucket)
+leave the database.
 """
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, text
 
-from ..db.schema import points
+from ..db.schema import BLOCK, points
 from ..db.values import decode
 from ..errors import InvalidArgumentError
 
@@ -28,8 +29,6 @@ X_AXES = ("seq", "epoch", "step", "time")
 #: How many buckets a window has unless told: at most 4 points each (first, lowest, highest,
 #: last; and a gap's first), so about 2,400 points, under 100 KB of JSON for any history.
 DEFAULT_BUCKETS = 600
-#: The points of a block whose pieces :class:`BlockCache` keeps.
-BLOCK = 1024
 #: From this many pieces on, their scans run on two connections at once (see :func:`_scans`).
 PARALLEL_PIECES = 64
 #: A range of at most ``buckets * FULL_RESOLUTION`` points is returned whole.
@@ -80,7 +79,7 @@ class _Series:
 
 def read_window(
     conn: Connection, run_id: int, metric: str, *, x: str = "seq", start: float | None = None, end: float | None = None,
-    buckets: int = DEFAULT_BUCKETS, after: int | None = None, superseded: bool = False, cache: BlockCache | None = None,
+    buckets: int = DEFAULT_BUCKETS, after: int | None = None, superseded: bool = False,
 ) -> HistoryWindow:
     """Read a window of a metric's history (:meth:`RunStore.window`).
 
@@ -92,7 +91,6 @@ def read_window(
         ``buckets * FULL_RESOLUTION`` points comes whole
     :param after: a previous window's ``cursor``: only the points recorded since
     :param superseded: also the points rewinds superseded, a series per (stage, rev)
-    :param cache: what was read of long series' blocks, kept for the next call
     """
     if x not in X_AXES:
         raise InvalidArgumentError(f"x must be one of {', '.join(X_AXES)}, not {x!r}.")
@@ -120,7 +118,7 @@ def read_window(
             found.append(_raw(conn, s, x, int(created)))
         else:
             share = max(1, round(buckets * (s.hi - s.lo) / count))
-            found.append(_downsampled(conn, s, x, int(created), share, cache, int(rewinds)))
+            found.append(_downsampled(conn, s, x, int(created), share))
     return HistoryWindow(metric, x, not whole, cursor, found, reset)
 
 
@@ -198,32 +196,6 @@ class _Piece:
     gap: int | None
 
 
-class BlockCache:
-    """The pieces of the long series' aligned blocks of :data:`BLOCK` points, kept between calls
-    (a :class:`RunStore` keeps one): the effective points of a series only grow, and a rewind
-    (the run's ``rewinds``) starts over, so a block once read stays true. A dashboard then
-    scans a long history once, and a reload reads only the points it shows."""
-
-    def __init__(self, max_series: int = 256) -> None:
-        self._found: OrderedDict[tuple[int, int, int], list[_Piece]] = OrderedDict()
-        self._max = max_series
-        self._lock = threading.Lock()
-
-    def blocks(self, conn: Connection, s: _Series, rewinds: int, upto: int) -> list[_Piece]:
-        """The pieces of blocks ``0 .. upto - 1`` of ``s``'s series and rev (read as needed)."""
-        key = (s.series_id, s.rev, rewinds)
-        with self._lock:
-            known = list(self._found.get(key, ()))
-        if len(known) < upto:
-            known += _pieces(conn, s, len(known) * BLOCK, BLOCK, upto - len(known))
-            with self._lock:
-                self._found[key] = known
-                self._found.move_to_end(key)
-                while len(self._found) > self._max:
-                    self._found.popitem(last=False)
-        return known[:upto]
-
-
 def _pieces(conn: Connection, s: _Series, lo: int, width: int, count: int) -> list[_Piece]:
     """The pieces ``lo + i * width .. lo + (i + 1) * width - 1`` (cut at ``s.hi``), ``i < count``:
     one SQL statement, one scan of the range for the lowest and one for the highest."""
@@ -260,6 +232,19 @@ def _pieces(conn: Connection, s: _Series, lo: int, width: int, count: int) -> li
     return found
 
 
+def _stored(conn: Connection, s: _Series, first: int, last: int) -> list[_Piece]:
+    """The pieces of the whole blocks ``first .. last - 1`` of ``s``, as ``point_blocks`` keeps
+    them (a block it lacks, which the writer never leaves, is scanned rather than dropped)."""
+    rows = conn.execute(text(
+        "SELECT block, min_seq, max_seq, gap_seq FROM point_blocks WHERE series_id = :s AND rev = :rev "
+        "AND block >= :first AND block < :last ORDER BY block"
+    ), {"s": s.series_id, "rev": s.rev, "first": first, "last": last}).all()
+    found = {block: _Piece(block * BLOCK, (block + 1) * BLOCK, low, high, gap) for block, low, high, gap in rows}
+    for block in set(range(first, last)) - found.keys():
+        found[block] = _pieces(conn, s, block * BLOCK, BLOCK, 1)[0]
+    return [found[block] for block in range(first, last)]
+
+
 def _scans(conn: Connection, statements: list[str], *, parallel: bool) -> list[Sequence[Any]]:
     """The rows of each statement. With ``parallel``, the first runs on ``conn`` while the others
     run on a second connection of the same engine: the drivers release the GIL while the database
@@ -277,15 +262,13 @@ def _scans(conn: Connection, statements: list[str], *, parallel: bool) -> list[S
         return [first, *rest.result()]
 
 
-def _downsampled(
-    conn: Connection, s: _Series, x: str, created: int, share: int, cache: BlockCache | None, rewinds: int,
-) -> SeriesWindow:
+def _downsampled(conn: Connection, s: _Series, x: str, created: int, share: int) -> SeriesWindow:
     blocks = (s.hi - s.lo) // BLOCK
-    if cache is not None and 2 * blocks >= share:  # buckets of whole blocks (so maybe fewer), each read once
+    if 2 * blocks >= share:  # buckets of whole stored blocks (so maybe fewer), the edges scanned
         first, last = -(-s.lo // BLOCK), s.hi // BLOCK
         left = _pieces(conn, s, s.lo, first * BLOCK - s.lo, 1) if s.lo < first * BLOCK else []
         right = _pieces(conn, s, last * BLOCK, s.hi - last * BLOCK, 1) if last * BLOCK < s.hi else []
-        pieces = left + cache.blocks(conn, s, rewinds, last)[first:] + right
+        pieces = left + _stored(conn, s, first, last) + right
     else:
         width = -(-(s.hi - s.lo) // share)
         pieces = _pieces(conn, s, s.lo, width, -(-(s.hi - s.lo) // width))

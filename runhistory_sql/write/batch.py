@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..db.blocks import reblock
 from ..db.effective import EFFECTIVE
 from ..db.clock import now_ms
 from ..db.engine import placeholder
@@ -202,6 +203,13 @@ def _rewind(conn: Connection, cur: Cursor, to_epoch: int, at: int) -> None:
         .values(rev=cur.rewinds)
     ).rowcount
     conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds, current_epoch=to_epoch))
+    cuts = conn.execute(
+        select(points.c.series_id, func.min(points.c.seq))
+        .where(points.c.rev == cur.rewinds, points.c.series_id.in_(in_stage))
+        .group_by(points.c.series_id)
+    ).all()
+    for series_id, cut in cuts:
+        reblock(conn, series_id, cur.rewinds, cut)
     _recount(conn, cur)
     payload = {"to_epoch": to_epoch, "superseded_points": superseded, "rev": cur.rewinds}
     _event(conn, cur, "rewind", to_epoch, at, json.dumps(payload))
@@ -224,6 +232,7 @@ def _rewind_to_step(conn: Connection, cur: Cursor, to_step: int, epoch: int, at:
         superseded += conn.execute(
             update(points).where(points.c.series_id == series_id, EFFECTIVE, points.c.seq >= cut).values(rev=cur.rewinds)
         ).rowcount
+        reblock(conn, series_id, cur.rewinds, cut)
     conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds))
     _recount(conn, cur)
     payload = {"to_step": to_step, "superseded_points": superseded, "rev": cur.rewinds}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from itertools import compress, filterfalse, groupby
+from bisect import bisect_left
+from itertools import compress, groupby
 from math import isnan
 from operator import is_not, itemgetter, not_
 from typing import Any, Sequence
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 from sqlalchemy import Connection
 
 from ..db.engine import placeholder
+from ..db.schema import BLOCK
 from ..db.values import encode_float, sqlite_columns, stored_plain
 
 Op = tuple[Any, ...]
@@ -26,7 +28,7 @@ Op = tuple[Any, ...]
 SLICE = 2000
 POINT_COLUMNS = "series_id, rev, seq, epoch, value, special, value_json, recorded_at, step"
 
-_CODE, _TOKEN, _VALUE = itemgetter(0), itemgetter(1), itemgetter(4)
+_CODE, _TOKEN, _SEQ, _VALUE = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(4)
 _NOT_NONE = partial(is_not, None)
 
 _PLAIN_SQLITE = (
@@ -54,6 +56,7 @@ def insert_points(conn: Connection, ops: Sequence[Op], series: dict[int, int], s
     sqlite = conn.dialect.name == "sqlite"
     sql = f"INSERT INTO points ({POINT_COLUMNS}) VALUES ({', '.join([placeholder(conn)] * 9)})"
     batch: dict[int, list[Any]] = {}  # token -> [points, min, max] of this batch
+    blocks: dict[tuple[int, int], list[Any]] = {}  # (token, block) -> its summary of this batch
     for start in range(0, len(ops), SLICE):
         part = ops[start:start + SLICE]
         codes = list(map(_CODE, part))
@@ -64,10 +67,11 @@ def insert_points(conn: Connection, ops: Sequence[Op], series: dict[int, int], s
             _write_rows(conn, sql, _rows(list(compress(part, codes)), series, created_ms))
         else:
             _write_rows(conn, sql, _rows(part, series, created_ms))
-        _fold(batch, part)
+        _fold(batch, blocks, part)
         if start + SLICE < len(ops):
             time.sleep(0)  # hand the GIL back to the training loop between slices (only: it is a syscall)
     _store_stats(conn, batch, series, stats)
+    _store_blocks(conn, blocks, series)
 
 
 def _rows(ops: Sequence[Op], ids: dict[int, int], created: int) -> list[tuple[Any, ...]]:
@@ -119,8 +123,9 @@ def _write_rows(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None
             copy.write_row(row)
 
 
-def _fold(batch: dict[int, list[Any]], ops: Sequence[Op]) -> None:
-    """Add ``ops`` to the batch's per-token count, min and max of the numeric values.
+def _fold(batch: dict[int, list[Any]], blocks: dict[tuple[int, int], list[Any]], ops: Sequence[Op]) -> None:
+    """Add ``ops`` to the batch's per-token count, min and max of the numeric values, and to its
+    per-(token, block) summaries (:func:`_fold_blocks`).
 
     The numeric values are exactly those the ``value`` column gets, so the summary is what
     ``COUNT(*), MIN(value), MAX(value)`` would read back: a plain float unless NaN (stored as
@@ -129,14 +134,56 @@ def _fold(batch: dict[int, list[Any]], ops: Sequence[Op]) -> None:
     for token, group in groupby(sorted(ops, key=_TOKEN), key=_TOKEN):
         same = list(group)
         codes = list(map(_CODE, same))
+        values = list(map(_VALUE, same))
         if any(codes):
-            values = list(map(_VALUE, same))
-            numbers = [*filterfalse(isnan, compress(values, map(not_, codes))),
-                       *filter(_NOT_NONE, map(_CODE, compress(values, codes)))]
+            stored: list[Any] = [None if c == 0 and isnan(v) else (v if c == 0 else v[0]) for c, v in zip(codes, values)]
+            numbers = list(filter(_NOT_NONE, stored))
+        elif any(map(isnan, values)):
+            stored = [None if isnan(v) else v for v in values]
+            numbers = list(filter(_NOT_NONE, stored))
         else:
-            numbers = list(filterfalse(isnan, map(_VALUE, same)))
+            stored = numbers = values
         entry = batch.setdefault(token, [0, None, None])
         _merge(entry, len(same), min(numbers, default=None), max(numbers, default=None))
+        _fold_blocks(blocks, token, list(map(_SEQ, same)), stored, len(numbers) == len(stored))
+
+
+def _fold_blocks(blocks: dict[tuple[int, int], list[Any]], token: int, seqs: list[int], stored: list[Any],
+                 numeric: bool) -> None:
+    """Fold one series' points (``seqs`` growing, ``stored`` their ``value`` column, ``None`` for
+    NULL; ``numeric``: there is no ``None``) into ``blocks``: (token, block) -> [n, min, its
+    seq, max, its seq, first NULL's seq], the lowest seq on ties, as ``point_blocks`` holds them."""
+    first, last = seqs[0] // BLOCK, seqs[-1] // BLOCK
+    bounds = [0, *(bisect_left(seqs, b * BLOCK) for b in range(first + 1, last + 1)), len(seqs)]
+    for block, a, b in zip(range(first, last + 1), bounds, bounds[1:]):
+        if numeric:  # all numbers (the usual case): min, max and index run in C
+            part = stored[a:b]
+            low, high = min(part), max(part)
+            row = [b - a, low, seqs[a + part.index(low)], high, seqs[a + part.index(high)], None]
+        else:
+            present = [i for i in range(a, b) if stored[i] is not None]
+            gap = next((seqs[i] for i in range(a, b) if stored[i] is None), None)
+            if present:
+                i, j = min(present, key=stored.__getitem__), max(present, key=stored.__getitem__)
+                row = [b - a, stored[i], seqs[i], stored[j], seqs[j], gap]
+            else:
+                row = [b - a, None, None, None, None, gap]
+        entry = blocks.get((token, block))
+        if entry is None:
+            blocks[(token, block)] = row
+        else:
+            _merge_block(entry, row)
+
+
+def _merge_block(entry: list[Any], later: list[Any]) -> None:
+    """Merge the summary of later points of a block into ``entry`` (the earlier points win ties)."""
+    entry[0] += later[0]
+    if later[1] is not None and (entry[1] is None or later[1] < entry[1]):
+        entry[1:3] = later[1:3]
+    if later[3] is not None and (entry[3] is None or later[3] > entry[3]):
+        entry[3:5] = later[3:5]
+    if entry[5] is None:
+        entry[5] = later[5]
 
 
 def _merge(entry: list[Any], n: int, low: float | None, high: float | None) -> None:
@@ -158,3 +205,25 @@ def _store_stats(conn: Connection, batch: dict[int, list[Any]], series: dict[int
     conn.exec_driver_sql(
         f"UPDATE series SET n_points = {mark}, min_value = {mark}, max_value = {mark} WHERE id = {mark}", rows
     )
+
+
+def _upsert_blocks_sql(mark: str) -> str:
+    # the stored points of a block come before the batch's: they win ties
+    def pick(column: str, value: str, op: str) -> str:
+        return (f"{column} = CASE WHEN point_blocks.{value} IS NULL OR excluded.{value} {op} point_blocks.{value} "
+                f"THEN excluded.{column} ELSE point_blocks.{column} END")
+    return (
+        "INSERT INTO point_blocks (series_id, rev, block, n, min_value, min_seq, max_value, max_seq, gap_seq) "
+        f"VALUES ({', '.join([mark] * 9)}) ON CONFLICT (series_id, rev, block) DO UPDATE SET "
+        "n = point_blocks.n + excluded.n, "
+        f"{pick('min_seq', 'min_value', '<')}, {pick('min_value', 'min_value', '<')}, "
+        f"{pick('max_seq', 'max_value', '>')}, {pick('max_value', 'max_value', '>')}, "
+        "gap_seq = COALESCE(point_blocks.gap_seq, excluded.gap_seq)"
+    )
+
+
+def _store_blocks(conn: Connection, blocks: dict[tuple[int, int], list[Any]], series: dict[int, int]) -> None:
+    """Fold the batch's block summaries into ``point_blocks``: one upsert per touched block."""
+    rows = [(series[token], 0, block, *row) for (token, block), row in blocks.items()]
+    if rows:
+        conn.exec_driver_sql(_upsert_blocks_sql(placeholder(conn)), rows)
