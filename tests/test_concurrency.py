@@ -184,6 +184,7 @@ def role_grants(database: str) -> list[str]:
         f'GRANT CONNECT ON DATABASE "{database}" TO {ROLE}',
         f"GRANT USAGE ON SCHEMA public TO {ROLE}",
         f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {ROLE}",
+        f"GRANT DELETE ON point_blocks TO {ROLE}",  # derived: a rewind recomputes them
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {ROLE}",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
     ]
@@ -289,3 +290,53 @@ def test_least_privilege_role_trains_resumes_and_cannot_create_or_drop(
                 conn.execute(statement)
             assert str(refused.value).splitlines()[0] == message
     assert query(pg_url, "SELECT COUNT(*) FROM points") == [(10,)]
+
+
+def test_roles_granted_before_an_upgrade_keep_writing_and_reading_after_it(
+    pg_url: str, pg_server: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The README's writer role and a `db create-reader` role, both granted at revision 0006; the
+    # upgrade adds params, v_params and point_blocks, which ON ALL TABLES of that day did not cover.
+    import psycopg
+
+    from runhistory_sql import RunStore, SQLRunHistory
+    from runhistory_sql.cli import main as cli
+    from runhistory_sql.db import migrate
+    from runhistory_sql.db.engine import make_engine
+
+    database = pg_url.rsplit("/", 1)[1]
+    engine = make_engine(pg_url)
+    migrate.upgrade(engine, "0006")
+    pg_server.admin(f"DROP ROLE IF EXISTS {ROLE}")
+    pg_server.admin(f"CREATE ROLE {ROLE} WITH LOGIN PASSWORD '{ROLE_PASSWORD}'")
+    dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
+    reader = "old_reader"
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for statement in role_grants(database):
+                if "point_blocks" not in statement:  # no such table at 0006
+                    conn.execute(statement)
+        made = CliRunner().invoke(cli, ["db", "create-reader", reader, "--password", "--url", pg_url], input="rpw\nrpw\n")
+        assert made.exit_code == 0, made.output
+        assert migrate.upgrade(engine, "head") == ("0006", migrate.head_revision())
+
+        with SQLRunHistory(pg_server.url(database, ROLE, ROLE_PASSWORD), experiment="old", run_name="r") as h:
+            h.log_params({"lr": 0.1})
+            for step in range(5):
+                h.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            h.rewind_to_step(3)  # recomputes point_blocks: DELETE on them
+            h.log_metrics({"loss": 9.0}, step=3)
+        with RunStore(pg_server.url(database, reader, "rpw")) as store:
+            found = store.query("SELECT key, value, is_current FROM v_params").rows
+            steps = store.query("SELECT step, value FROM v_metrics ORDER BY seq").rows
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {ROLE}")
+            conn.execute(f"DROP OWNED BY {reader}")
+        engine.dispose()
+        pg_server.admin(f"DROP ROLE {ROLE}")
+        pg_server.admin(f"DROP ROLE {reader}")
+
+    assert [r for r in caplog.records if r.name.startswith("runhistory_sql")] == []  # nothing set aside
+    assert [tuple(r) for r in found] == [("lr", 0.1, True)]
+    assert [tuple(r) for r in steps] == [(0, 1.0), (1, 0.5), (2, 1.0 / 3), (3, 9.0)]

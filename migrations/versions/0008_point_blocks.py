@@ -57,6 +57,35 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.execute(_FILL)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_CARRY_GRANTS)
+
+
+# A role granted on the tables before this release (the README's least-privilege writer, a
+# `db create-reader` role) holds nothing on the tables and views made since (GRANT ... ON ALL
+# TABLES covers only the tables of its day): without this, after the upgrade every write of such
+# a role fails on params or point_blocks. Each role gets here what it holds on `points`: on the
+# new tables the same privileges, a writer (INSERT) also DELETE on the derived point_blocks (a
+# rewind recomputes them) and the use of params' id sequence, and every reader SELECT on v_params.
+_CARRY_GRANTS = """
+DO $$
+DECLARE g record;
+BEGIN
+  FOR g IN
+    SELECT DISTINCT r.rolname AS role, a.privilege_type AS privilege
+    FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
+    WHERE c.oid = 'points'::regclass AND a.grantee <> c.relowner
+      AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE')
+  LOOP
+    EXECUTE format('GRANT %s ON params, point_blocks TO %I', g.privilege, g.role);
+    IF g.privilege = 'SELECT' THEN
+      EXECUTE format('GRANT SELECT ON v_params TO %I', g.role);
+    ELSIF g.privilege = 'INSERT' THEN
+      EXECUTE format('GRANT DELETE ON point_blocks TO %I', g.role);
+      EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', pg_get_serial_sequence('params', 'id'), g.role);
+    END IF;
+  END LOOP;
+END $$"""
 
 
 def downgrade() -> None:
