@@ -6,7 +6,7 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from helpers import reader_url

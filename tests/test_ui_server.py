@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from helpers import is_postgres, script_env
+from helpers import script_env
 from ui_support import serving
 
 from runhistory_sql import RunStore, SQLRunHistory

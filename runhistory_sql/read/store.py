@@ -4,26 +4,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, func
+from sqlalchemy import Connection, Engine
 
-from .deletion import count_rows, delete_run
-from ..db.effective import LATEST_FIRST, effective_points, live_series
-from ..db.engine import fetch_raw, make_engine, mask, report_unreachable, resolve_url
-from ..db.schema import experiments, metrics, runs, series, stages
+from ..db.engine import make_engine, mask, report_unreachable, resolve_url
 from ..errors import InvalidArgumentError, RunHistorySQLError, RunNotFoundError
+from .comparison import compare_runs
+from .deletion import count_rows, delete_run
 from .export import ExportResult, export_points
-from .frames import import_pandas, read_frame
-from .listing import check_metrics, find_run, key_metrics, list_runs, read_runs
 from .filters import parse_condition
-from .paging import RunPage, read_names, read_page, read_stages
-from .windows import HistoryWindow, read_window
+from .frames import import_pandas, read_frame
+from .histories import read_history
+from .listing import find_run, list_runs, read_runs
 from .models import Comparison, ConfigSnapshot, Event, MetricStat, Param, Point, Run, RunListing, RunReport
-from .params import param_differences, param_history
+from .paging import RunPage, read_names, read_page, read_stages
+from .params import param_history
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, run_query
-from .records import config_differences, latest, read_configs, read_events
-from .summaries import summarize
-from ..db.values import decode
-
+from .records import read_configs, read_events
+from .summaries import best_runs, summarize
+from .windows import HistoryWindow, read_window
 
 
 class RunStore:
@@ -186,14 +184,7 @@ class RunStore:
             twice = next((r for r in found if ids.count(r.run_id) > 1), None)
             if twice is not None:
                 raise InvalidArgumentError(f"Run {twice.run_name!r} (id {twice.run_id}) is given twice; compare different runs.")
-            configs = [latest(read_configs(conn, run_id)) for run_id in ids]
-            fields = [c.fields if c is not None else None for c in configs]
-            stats = [{s.metric: s for s in summarize(conn, run_id)} for run_id in ids]
-        names = {metric for per_run in stats for metric in per_run}
-        chosen = list(dict.fromkeys(metrics or ())) or key_metrics(names)
-        check_metrics(chosen, names, "these runs")
-        metric_stats = {m: [per_run.get(m) for per_run in stats] for m in chosen}
-        return Comparison(found, config_differences(fields), metric_stats, param_differences([r.params for r in found]))
+            return compare_runs(conn, found, metrics)
 
     def _run(self, conn: Connection, run_id: int) -> Run:
         found = read_runs(conn, ":run_id", {"run_id": run_id})
@@ -225,26 +216,7 @@ class RunStore:
         :raises RunNotFoundError: no such run
         """
         with self._engine.connect() as conn:
-            run_id = self.run_id(run, experiment, conn=conn)
-            query = live_series(series.c.id, runs.c.created_at).join(runs, runs.c.id == series.c.run_id)
-            query = query.where(series.c.run_id == run_id, metrics.c.name == metric)
-            if stage is not None:
-                query = query.where(stages.c.idx == stage)
-            found = conn.execute(query.order_by(*LATEST_FIRST).limit(1)).first()
-            if found is None:
-                return []
-            series_id, created = found[0], int(found[1])
-            effective = effective_points(conn)
-            rows = fetch_raw(conn, f"SELECT seq, epoch, value, recorded_at + {created}, step {effective} ORDER BY seq", (series_id,))
-            # the rare values that are not plain numbers, fixed up in place (the seqs are 0..n-1)
-            odd = fetch_raw(
-                conn, f"SELECT seq, value, special, value_json {effective} AND (special IS NOT NULL OR value_json IS NOT NULL)",
-                (series_id,),
-            )
-        for seq, value, special, value_json in odd:
-            point = rows[seq]
-            rows[seq] = (point[0], point[1], decode(value, special, value_json), point[3], point[4])
-        return rows  # type: ignore[return-value]
+            return read_history(conn, self.run_id(run, experiment, conn=conn), metric, stage)
 
     def params(self, run: str | int, *, experiment: str | None = None) -> dict[str, Any]:
         """The run's current params, key -> value (``SQLRunHistory.log_params``, ``SQLTracker``'s
@@ -273,21 +245,8 @@ class RunStore:
 
         :param mode: ``"min"`` (losses) or ``"max"`` (accuracies)
         """
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', not {mode!r}.")
-        column = series.c.min_value if mode == "min" else series.c.max_value
-        best = (func.min(column) if mode == "min" else func.max(column)).label("best")
-        query = (
-            live_series(experiments.c.name, runs.c.name, best)
-            .join(runs, runs.c.id == series.c.run_id).join(experiments, experiments.c.id == runs.c.experiment_id)
-            .where(metrics.c.name == metric, column.is_not(None))
-            .group_by(experiments.c.name, runs.c.name)
-            .order_by(best.asc() if mode == "min" else best.desc()).limit(limit)
-        )
-        if experiment:
-            query = query.where(experiments.c.name == experiment)
         with self._engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+            return best_runs(conn, metric, mode=mode, limit=limit, experiment=experiment)
 
     def summary(
         self, run: str | int, *, experiment: str | None = None, goals: Mapping[str, str] | None = None,

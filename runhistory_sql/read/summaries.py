@@ -10,11 +10,11 @@ import math
 import re
 from typing import Any, Mapping
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, func
 
 from ..db.effective import LATEST_FIRST, effective_points, live_series
 from ..db.engine import fetch_raw, placeholder
-from ..db.schema import SPECIAL_NEG_ZERO, metrics, series, stages
+from ..db.schema import SPECIAL_NEG_ZERO, experiments, metrics, runs, series, stages
 from ..db.values import decode
 from .models import MetricStat
 
@@ -105,3 +105,24 @@ def _first_best(conn: Connection, series_id: int, best: float) -> tuple[int, int
         sql += f" AND special = {SPECIAL_NEG_ZERO}" if negative else " AND special IS NULL"
     (epoch, step), = fetch_raw(conn, sql + " ORDER BY seq LIMIT 1", params)
     return int(epoch), None if step is None else int(step)
+
+
+def best_runs(
+    conn: Connection, metric: str, *, mode: str = "min", limit: int = 10, experiment: str | None = None,
+) -> list[tuple[str, str, float]]:
+    """The runs with the best value of ``metric`` (:meth:`RunStore.best`), from the per-series
+    summaries, not the points: ``(experiment, run_name, value)``, best first."""
+    if mode not in GOALS:
+        raise ValueError(f"mode must be 'min' or 'max', not {mode!r}.")
+    column = series.c.min_value if mode == "min" else series.c.max_value
+    best = (func.min(column) if mode == "min" else func.max(column)).label("best")
+    query = (
+        live_series(experiments.c.name, runs.c.name, best)
+        .join(runs, runs.c.id == series.c.run_id).join(experiments, experiments.c.id == runs.c.experiment_id)
+        .where(metrics.c.name == metric, column.is_not(None))
+        .group_by(experiments.c.name, runs.c.name)
+        .order_by(best.asc() if mode == "min" else best.desc()).limit(limit)
+    )
+    if experiment:
+        query = query.where(experiments.c.name == experiment)
+    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]

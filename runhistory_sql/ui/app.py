@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
