@@ -6,7 +6,6 @@ Every process keeps an in-memory mirror of the current stage that answers all re
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
@@ -16,29 +15,25 @@ from typing import Any, Mapping
 
 from pytorch_accelerated.tracking import RunHistory
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
 from . import lifecycle
-from . import spill
 from . import steps
 from . import batch as w
-from .batch import Cursor
 from .arguments import as_epoch, check_arguments, check_name, resolve_term_timeout
 from .writer import IN_FLIGHT_S, Writer
-from ..db.clock import HEARTBEAT_S, STALE_AFTER_BEATS, now_ms
-from ..db.engine import make_engine, mask
-from ..errors import RunHistorySQLError, unreachable
-from ..db.migrate import ensure_schema, wait_for_schema
+from ..db.clock import HEARTBEAT_S, now_ms
+from ..db.engine import mask
+from ..errors import RunHistorySQLError
 from ..db.schema import END_STATUSES
 from .rank import world_process_index
-from .mirror import Series, StepMarks
+from .mirror import Series, loaded_mirror, new_token
 from .params import ParamState
-from .run import RunState, open_run
-from .snapshot import config_row, storable_text
+from .opening import open_history, start_writer
+from .run import RunState
+from .snapshot import config_row
 from ..db.values import encode, event_json
 
 log = logging.getLogger("runhistory_sql")
-_tokens = itertools.count(1)
 #: How long ``_increment_epoch`` waits for the epoch's points to be committed.
 EPOCH_COMMIT_TIMEOUT_S = 60.0
 #: How long ``close()`` waits for pending points by default.
@@ -85,27 +80,12 @@ class SQLRunHistory(RunHistory):
     ) -> None:
         check_arguments(experiment, run_name, resume, tags, flush_interval, heartbeat_interval)
         self._term_timeout = resolve_term_timeout(term_timeout)
-        self._engine: Engine = make_engine(url)
-        try:
-            writes = world_process_index() == 0
-            if writes:
-                ensure_schema(self._engine, auto_upgrade=auto_upgrade)
-                readable = True
-            else:  # other ranks never write, not even to create the schema
-                readable = wait_for_schema(self._engine, auto_upgrade=auto_upgrade)
-            state = open_run(
-                self._engine, experiment, run_name, resume, tags or {}, writer=writes,
-                held_here=lifecycle.held_uuids(), stale_after_ms=int(heartbeat_interval * STALE_AFTER_BEATS * 1000),
-                readable=readable,
-            )
-            # read now, while the database answers: a spill file names its database and run
-            origin = spill.origin(self._engine, state.uuid, state.name, experiment) if writes and state.uuid else None
-        except OperationalError as e:
-            self._engine.dispose()
-            raise unreachable(mask(self._engine.url), e) from e
-        except BaseException:
-            self._engine.dispose()
-            raise
+        opened = open_history(
+            url, experiment, run_name, resume, tags or {}, writes=world_process_index() == 0,
+            auto_upgrade=auto_upgrade, heartbeat_interval=heartbeat_interval,
+        )
+        self._engine: Engine = opened.engine
+        state, writes = opened.state, opened.writes
         self._adopt(state)
         self._closed = False
         self._in_run = False
@@ -114,12 +94,7 @@ class SQLRunHistory(RunHistory):
         self._put_point: Any = None  # the writer's, bound once: the hot path calls it
         if writes and state.run_id is not None:
             tokens = {name: self._m[name].token for name in state.series}
-            names = {token: name for name, token in tokens.items()}
-            cursor = Cursor.of_run(state, tokens)
-            assert origin is not None
-            self._writer = Writer(
-                self._engine, cursor, interval=flush_interval, heartbeat=heartbeat_interval, origin=origin, names=names,
-            )
+            self._writer = start_writer(opened, tokens, interval=flush_interval, heartbeat=heartbeat_interval)
             self._put_point = self._writer.put_point
             if state.resumed:
                 self.log_event(
@@ -134,10 +109,7 @@ class SQLRunHistory(RunHistory):
         self._prefix = ""
         self._epoch = state.epoch
         self._stage_used = state.stage_used
-        self._m: dict[str, Series] = {
-            name: Series(values, marks, next(_tokens), StepMarks.of(state.steps[name]) if name in state.steps else None)
-            for name, (_, values, marks) in state.series.items()
-        }
+        self._m: dict[str, Series] = loaded_mirror(state.series, state.steps)
         self._params = ParamState(state.params)
         #: no step of the current stage is above it (None: none has a step): see steps.log_metrics
         self._step_bound = steps.last_step(self._m)
@@ -201,7 +173,7 @@ class SQLRunHistory(RunHistory):
 
     def _start_series(self, name: str) -> Series:
         check_name("metric name", name)  # once per name and stage: not on the hot path
-        token = next(_tokens)
+        token = new_token()
         self._m[name] = entry = Series([], [], token)
         self._stage_used = True
         self._put((w.SERIES, token, name))
@@ -402,22 +374,14 @@ class SQLRunHistory(RunHistory):
         """
         if self._closed:
             return
-        escaped = lifecycle.exit_event(exit_code, error)
-        if escaped is not None:
-            self._log_escaped(*escaped)
-        elif self._in_run:
-            self.log_event("interrupted", reason="the process ended during a training or evaluation run")
-        status = "failed" if escaped is not None or self._in_run else "finished"
+        status, event = lifecycle.exit_outcome(exit_code, error, self._in_run)
+        if event is not None:
+            self.log_event(event[0], **event[1])
         if signalled:  # preemption: a grace period of seconds, not the minute close() may wait
             grace = min(TERM_GRACE_S, self._term_timeout)
             self._close(status, self._term_timeout - grace, grace)
         else:
             self.close(status)
-
-    def _log_escaped(self, kind: str, payload: dict[str, Any]) -> None:
-        """``log_event`` for text the user did not choose (an error message): a lone surrogate in
-        it is stored escaped, never refused, so that the run is still closed."""
-        self.log_event(kind, **{k: storable_text(v) if isinstance(v, str) else v for k, v in payload.items()})
 
     def __enter__(self) -> "SQLRunHistory":
         return self

@@ -25,6 +25,8 @@ import weakref
 from types import TracebackType
 from typing import Any, Protocol
 
+from .snapshot import storable_text
+
 log = logging.getLogger("runhistory_sql")
 
 
@@ -72,6 +74,22 @@ def exit_event(exit_code: Any, error: BaseException | None) -> tuple[str, dict[s
     if exit_code not in (None, 0):
         return "exit", {"code": exit_code if isinstance(exit_code, int) else str(exit_code)}
     return None
+
+
+def exit_outcome(exit_code: Any, error: BaseException | None, in_run: bool) -> tuple[str, tuple[str, dict[str, Any]] | None]:
+    """How a history still open at the end of its process is closed: ``(status, event)``.
+    ``failed`` with the :func:`exit_event` after an uncaught exception or a non-zero exit code,
+    ``failed`` with an ``interrupted`` event for an exit in the middle of a training or
+    evaluation run (``in_run``); else ``finished`` and no event. A lone surrogate in the event's
+    text (an error message: text the user did not choose) is escaped, never refused, so that the
+    run is still closed."""
+    escaped = exit_event(exit_code, error)
+    if escaped is not None:
+        kind, payload = escaped
+        return "failed", (kind, {k: storable_text(v) if isinstance(v, str) else v for k, v in payload.items()})
+    if in_run:
+        return "failed", ("interrupted", {"reason": "the process ended during a training or evaluation run"})
+    return "finished", None
 
 
 def _install() -> None:

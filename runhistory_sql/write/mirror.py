@@ -1,9 +1,14 @@
-"""The in-memory mirror of one metric of the current stage, which answers every read."""
+"""The in-memory mirror of the current stage, which answers every read: a :class:`Series` per
+metric, each with the token the writer knows its series by."""
 from __future__ import annotations
 
+import itertools
 from array import array
 from bisect import bisect_left
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
+
+#: series tokens, unique within the process (the writer maps each to its series id)
+_tokens = itertools.count(1)
 
 
 class StepMarks:
@@ -98,3 +103,19 @@ class Series:
         self.last_epoch = marks[-1][0] if marks else None
         if self.steps is not None:
             self.steps.drop_from(index)
+
+
+def new_token() -> int:
+    """A series token no other series of this process has."""
+    return next(_tokens)
+
+
+def loaded_mirror(series: Mapping[str, tuple[Any, list[Any], list[tuple[int, int]]]],
+                  steps: Mapping[str, Any]) -> dict[str, Series]:
+    """The mirror of a stage read back on resume: ``series`` is metric name -> (its series id,
+    values, epoch marks), ``steps`` metric name -> its points' steps (for metrics that have steps);
+    each series gets a new token."""
+    return {
+        name: Series(values, marks, new_token(), StepMarks.of(steps[name]) if name in steps else None)
+        for name, (_, values, marks) in series.items()
+    }
