@@ -75,16 +75,26 @@ def as_epoch(epoch: Any) -> int:
 
     :raises TypeError: for anything else, naming it
     """
-    if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):  # numpy's bool is not Integral
-        return int(epoch)
-    dtype = getattr(epoch, "dtype", None)
-    if type(epoch).__module__.startswith("torch") and getattr(epoch, "ndim", None) == 0 and dtype is not None \
+    return as_integral("The epoch", epoch)
+
+
+def as_integral(what: str, value: Any) -> int:
+    """``value`` as an ``int`` when it is an integral number: an int, a numpy integer or a 0-dim
+    integer tensor, but not a bool, a float or a str (the rule of epochs and steps).
+
+    :param what: the value, as the error's subject: ``"The epoch"``, ``"A step"``
+    :raises TypeError: for anything else, naming it
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's bool is not Integral
+        return int(value)
+    dtype = getattr(value, "dtype", None)
+    if type(value).__module__.startswith("torch") and getattr(value, "ndim", None) == 0 and dtype is not None \
             and not (dtype.is_floating_point or dtype.is_complex):
-        value = epoch.item()
-        if not isinstance(value, bool):
-            return int(value)
+        item = value.item()
+        if not isinstance(item, bool):
+            return int(item)
     raise TypeError(
-        f"The epoch must be a non-negative int, not {type(epoch).__name__} {epoch!r}. Pass an int "
+        f"{what} must be a non-negative int, not {type(value).__name__} {value!r}. Pass an int "
         "(a numpy integer or a 0-dim integer tensor also does)."
     )
 

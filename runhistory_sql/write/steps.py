@@ -9,12 +9,11 @@ points of step >= S, the way a resumed loop that skips back to its checkpoint's 
 """
 from __future__ import annotations
 
-import numbers
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import batch as w
-from .arguments import check_name
+from .arguments import as_integral, check_name
 from .mirror import Series, StepMarks
 from ..db.values import encode
 from ..errors import InvalidArgumentError
@@ -34,26 +33,10 @@ def as_step(step: Any) -> int:
     :raises TypeError: not an integral number
     :raises InvalidArgumentError: negative, or beyond a BIGINT
     """
-    if isinstance(step, numbers.Integral) and not isinstance(step, bool):
-        value = int(step)
-    else:
-        value = _tensor_int(step)
+    value = as_integral("A step", step)
     if not 0 <= value <= MAX_STEP:
         raise InvalidArgumentError(f"A step is an int from 0 to 2**63 - 1, not {value}.")
     return value
-
-
-def _tensor_int(step: Any) -> int:
-    dtype = getattr(step, "dtype", None)
-    if type(step).__module__.startswith("torch") and getattr(step, "ndim", None) == 0 and dtype is not None \
-            and not (dtype.is_floating_point or dtype.is_complex):
-        value = step.item()
-        if not isinstance(value, bool):
-            return int(value)
-    raise TypeError(
-        f"A step must be a non-negative int, not {type(step).__name__} {step!r}. Pass an int "
-        "(a numpy integer or a 0-dim integer tensor also does)."
-    )
 
 
 def log_metrics(history: "SQLRunHistory", values: Mapping[str, Any], step: Any) -> None:
