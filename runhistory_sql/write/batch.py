@@ -195,36 +195,31 @@ def _event(conn: Connection, cur: Cursor, kind: str, epoch: int, at: int, payloa
 
 
 def _rewind(conn: Connection, cur: Cursor, to_epoch: int, at: int) -> None:
-    cur.rewinds += 1
-    in_stage = select(series.c.id).where(series.c.stage_id == cur.stage_id)
-    superseded = conn.execute(
-        update(points)
-        .where(EFFECTIVE, points.c.epoch >= to_epoch, points.c.series_id.in_(in_stage))
-        .values(rev=cur.rewinds)
-    ).rowcount
+    superseded = _supersede_from(conn, cur, points.c.epoch >= to_epoch)
     conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds, current_epoch=to_epoch))
-    cuts = conn.execute(
-        select(points.c.series_id, func.min(points.c.seq))
-        .where(points.c.rev == cur.rewinds, points.c.series_id.in_(in_stage))
-        .group_by(points.c.series_id)
-    ).all()
-    for series_id, cut in cuts:
-        reblock(conn, series_id, cur.rewinds, cut)
-    _recount(conn, cur)
     payload = {"to_epoch": to_epoch, "superseded_points": superseded, "rev": cur.rewinds}
     _event(conn, cur, "rewind", to_epoch, at, json.dumps(payload))
 
 
 def _rewind_to_step(conn: Connection, cur: Cursor, to_step: int, epoch: int, at: int) -> None:
-    """Supersede, in each series of the current stage, the effective points from the first one of
-    step ``to_step`` or later on: as steps never go back within a series, exactly the points of
-    step >= ``to_step`` (and any point without a step recorded after the first of them, which
-    keeps the effective seqs 0 .. n - 1)."""
+    superseded = _supersede_from(conn, cur, points.c.step >= to_step)
+    conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds))
+    payload = {"to_step": to_step, "superseded_points": superseded, "rev": cur.rewinds}
+    _event(conn, cur, "rewind", epoch, at, json.dumps(payload))
+
+
+def _supersede_from(conn: Connection, cur: Cursor, first: Any) -> int:
+    """One rewind (the next rev): in each series of the current stage, the effective points from
+    the first one that ``first`` selects on are superseded, kept under that rev; their blocks and
+    the series summaries are recomputed. Epochs and steps never go back within a series, so
+    from the first point of epoch (step) >= N on is exactly the points of epoch (step) >= N (and,
+    for steps, any point without one recorded after the first of them, which keeps the effective
+    seqs 0 .. n - 1). Return how many points were superseded."""
     cur.rewinds += 1
     in_stage = select(series.c.id).where(series.c.stage_id == cur.stage_id)
     cuts = conn.execute(
         select(points.c.series_id, func.min(points.c.seq))
-        .where(EFFECTIVE, points.c.step >= to_step, points.c.series_id.in_(in_stage))
+        .where(EFFECTIVE, first, points.c.series_id.in_(in_stage))
         .group_by(points.c.series_id)
     ).all()
     superseded = 0
@@ -233,10 +228,8 @@ def _rewind_to_step(conn: Connection, cur: Cursor, to_step: int, epoch: int, at:
             update(points).where(points.c.series_id == series_id, EFFECTIVE, points.c.seq >= cut).values(rev=cur.rewinds)
         ).rowcount
         reblock(conn, series_id, cur.rewinds, cut)
-    conn.execute(update(runs).where(runs.c.id == cur.run_id).values(rewinds=cur.rewinds))
     _recount(conn, cur)
-    payload = {"to_step": to_step, "superseded_points": superseded, "rev": cur.rewinds}
-    _event(conn, cur, "rewind", epoch, at, json.dumps(payload))
+    return superseded
 
 
 def _recount(conn: Connection, cur: Cursor) -> None:
