@@ -137,23 +137,22 @@ def _required(request: Request, name: str) -> str:
 
 
 def _int(request: Request, name: str, default: int | None) -> int | None:
+    return _number(request, name, int, "an integer", default)
+
+
+def _float(request: Request, name: str) -> float | None:
+    return _number(request, name, float, "a number", None)
+
+
+def _number(request: Request, name: str, kind: Callable[[str], Any], what: str, default: Any) -> Any:
+    """The query parameter ``name`` read by ``kind`` (``int``, ``float``), ``default`` when absent."""
     value = request.query_params.get(name)
     if value in (None, ""):
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise BadRequest(f"The parameter {name}= takes an integer, not {value!r}.") from None
-
-
-def _float(request: Request, name: str) -> float | None:
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise BadRequest(f"The parameter {name}= takes a number, not {value!r}.") from None
+        raise BadRequest(f"The parameter {name}= takes {what}, not {value!r}.") from None
 
 
 def _runs_args(request: Request) -> dict[str, Any]:
