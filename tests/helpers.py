@@ -82,6 +82,21 @@ def query(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tupl
         return [tuple(row) for row in conn.execute(text(sql), params or {})]
 
 
+def execute(url: str, sql: str, params: dict[str, Any] | None = None) -> None:
+    """Run one changing statement (with ``:name`` parameters) on any backend and commit it, as
+    another program would: e.g. to make a run look held by another machine, or to set up a case
+    behind the library's back."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params or {})
+    finally:
+        engine.dispose()
+
+
 def columns(url: str, sql: str) -> tuple[str, ...]:
     """The column names of the result of ``sql`` on any backend."""
     from sqlalchemy import text

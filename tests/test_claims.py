@@ -24,7 +24,7 @@ import pytest
 
 from runhistory_sql import SQLRunHistory
 from helpers import dump, query, script_env
-from tracking_support import execute
+from helpers import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 RACER = ROOT / "tests" / "scripts" / "claim_race.py"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import dump, query
-from tracking_support import execute
+from helpers import execute
 
 from runhistory_sql import SQLRunHistory
 from runhistory_sql.db.clock import now_ms

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from helpers import dump, query, same
+from helpers import dump, execute, query, same
 from runhistory_sql import (
     DatabaseURLError,
     InvalidArgumentError,
@@ -29,7 +29,6 @@ from runhistory_sql import (
     SQLRunHistory,
 )
 from runhistory_sql.db.clock import now_ms
-from runhistory_sql.db.engine import make_engine
 from runhistory_sql.read.deletion import count_rows
 from runhistory_sql.errors import MissingExtraError
 from runhistory_sql.db.schema import VIEW_COLUMNS
@@ -60,14 +59,6 @@ def plain(stat: MetricStat) -> dict[str, Any]:
     return {name: getattr(stat, name) for name in names}
 
 
-def execute(url: str, sql: str) -> None:
-    """Change the database behind the library's back (to set up a case)."""
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(sql))
-    finally:
-        engine.dispose()
 
 
 # -- goal_of --------------------------------------------------------------------------------

@@ -11,23 +11,15 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from helpers import script_env
+from helpers import execute, script_env
 from ui_support import serving
 
 from runhistory_sql import RunStore, SQLRunHistory
 from runhistory_sql.cli import main
 from runhistory_sql.db.engine import make_engine
 from runhistory_sql.ui.auth import COOKIE
-from sqlalchemy import text
 
 
-def execute(url: str, sql: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(sql))
-    finally:
-        engine.dispose()
 
 
 def test_after_a_cursor_only_the_new_points_come(url):

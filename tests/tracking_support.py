@@ -89,20 +89,6 @@ def run_row(db: Path | str, run_name: str) -> tuple[Any, ...]:
     return (status, int(ended), epoch, stages)
 
 
-def execute(url: str, sql: str, params: dict[str, Any] | None = None) -> None:
-    """Run one changing statement (with ``:name`` parameters) on any backend and commit it, as
-    another program would: e.g. to make a run look held by another machine."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(sql), params or {})
-    finally:
-        engine.dispose()
-
-
 # -- processes launched on every backend at once --------------------------------------------
 
 #: the backends of the ``url`` fixture, in its order
