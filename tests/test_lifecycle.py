@@ -24,9 +24,9 @@ from typing import Any, Iterator
 import pytest
 
 from runhistory_sql import RunInUseError, SQLRunHistory
-from helpers import dump, is_postgres, query
+from helpers import dump, execute, is_postgres, query
 from tracking_support import (
-    BACKENDS, Finished, backend_of, databases, events, execute, finish, read_line, run_row, start,
+    BACKENDS, Finished, backend_of, databases, events, finish, read_line, run_row, start,
     write_script,
 )
 
